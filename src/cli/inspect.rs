@@ -1,0 +1,149 @@
+//! `carryover inspect PACK`: what carryover sees, before anyone trusts it with data.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use carryover::manifest;
+use carryover::pack::{Evidence, Pack};
+use carryover::plan::{Plan, Status};
+
+use super::output;
+use super::{Global, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The pack directory (e.g. wso2am-4.2.0).
+    pub pack: PathBuf,
+    /// Use this manifest instead of the built-in one for the pack's line.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+}
+
+pub fn run(global: &Global, args: InspectArgs) -> anyhow::Result<Outcome> {
+    let plan = plan_for(&args.pack, args.manifest.as_deref())?;
+    if global.json {
+        output::json(&plan)?;
+    } else if !global.quiet {
+        output::text(&render(&plan));
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Detect + select for a pack: shared by every command that reads one.
+pub fn plan_for(
+    pack: &std::path::Path,
+    manifest: Option<&std::path::Path>,
+) -> carryover::Result<Plan> {
+    let pack = Pack::open(pack)?;
+    let sel = manifest::select(
+        &pack.root,
+        &pack.identity.product,
+        &pack.identity.version,
+        manifest,
+    )?;
+    Plan::build(pack, sel)
+}
+
+fn render(plan: &Plan) -> String {
+    let p = &plan.pack;
+    let id = &p.identity;
+    let mut s = String::new();
+    let _ = writeln!(s, "pack       {}", p.root.display());
+    let _ = writeln!(
+        s,
+        "product    {} ({}) {}",
+        id.product_name, id.product, id.version
+    );
+    if let Some(f) = &id.flavour {
+        let _ = writeln!(s, "flavour    {f}");
+    }
+    let _ = writeln!(
+        s,
+        "update     {}",
+        id.update_level
+            .map(|l| format!("level {l}"))
+            .unwrap_or_else(|| "no U2 update level".into())
+    );
+    for e in &id.evidence {
+        let _ = writeln!(s, "           from {e}");
+    }
+    let _ = writeln!(s, "manifest   {} ({})", plan.manifest, plan.manifest_origin);
+    let _ = writeln!(s, "           why: {}", plan.manifest_reason);
+    let eng = &p.engines;
+    let _ = writeln!(
+        s,
+        "engines    H2 {}, Lucene {}",
+        eng.h2
+            .as_ref()
+            .map(|j| format!("{} ({})", j.version, j.jar))
+            .unwrap_or_else(|| "not found".into()),
+        plan.lucene_major
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "not found".into()),
+    );
+    let live = &plan.liveness;
+    let _ = writeln!(
+        s,
+        "server     {}",
+        if live.running {
+            "RUNNING"
+        } else {
+            "not running"
+        }
+    );
+    for e in &live.evidence {
+        let mark = if matches!(e, Evidence::StalePidFile { .. }) {
+            "  "
+        } else {
+            "! "
+        };
+        let _ = writeln!(s, "         {mark}{e}");
+    }
+    let _ = writeln!(s, "\nrules");
+    for r in &plan.rules {
+        let status = match r.status {
+            Status::Found => "found",
+            Status::Missing if r.required => "MISSING",
+            Status::Missing => "missing",
+            Status::External => "external",
+        };
+        let path = r
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "  {:<22} {:<7} {:<8} {:>10} {:>7} files  {}",
+            r.name,
+            r.kind,
+            status,
+            output::bytes(r.bytes),
+            r.files,
+            path
+        );
+        if let Some(h2) = &r.h2 {
+            let fmt = h2
+                .format
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "-".into());
+            let opens = match h2.opened_by_pack_engine {
+                Some(true) => "opened by this pack's H2",
+                Some(false) => "NOT opened by this pack's H2",
+                None => "engine compatibility unknown",
+            };
+            let _ = writeln!(s, "  {:<22} {} {fmt}; {opens}", "", h2.database);
+            let _ = writeln!(s, "  {:<22} resolved from {}", "", h2.resolved_from);
+        }
+        if let Some(t) = &r.travels_with {
+            let _ = writeln!(s, "  {:<22} travels with {t}", "");
+        }
+    }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(s, "\nwarnings");
+        for w in &plan.warnings {
+            let _ = writeln!(s, "  [{}] {}", w.code, w.message);
+        }
+    }
+    s
+}

@@ -1,0 +1,269 @@
+//! The running-server gate: is a server (or anything else) using this pack right now?
+//!
+//! Evidence that counts: a live pid in `wso2carbon.pid` whose command line holds
+//! `-Dcarbon.home=<pack>`; an fcntl lock held on a database file or on a Lucene `write.lock`
+//! (probed with `F_GETLK`, never taken); a `*.lock.db` written in the last seconds. A stale pid
+//! file or a leftover `write.lock` alone means nothing.
+
+use std::fs::{self, File};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// H2's lock-file watchdog touches `*.lock.db` about every second; anything older than this is
+/// left over from a crash.
+const FRESH_LOCK_DB: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Evidence {
+    /// `wso2carbon.pid` names a live process running this pack.
+    LiveServer { pid: i32, pid_file: PathBuf },
+    /// `wso2carbon.pid` names a process that is gone, or one running something else.
+    StalePidFile {
+        pid: i32,
+        pid_file: PathBuf,
+        note: String,
+    },
+    /// Another process holds an OS lock on a file of the pack.
+    LockHeld { path: PathBuf, pid: Option<i32> },
+    /// A lock file H2 keeps fresh while the database is open.
+    FreshLockDb { path: PathBuf, age_secs: u64 },
+}
+
+impl Evidence {
+    pub fn counts(&self) -> bool {
+        !matches!(self, Evidence::StalePidFile { .. })
+    }
+}
+
+impl std::fmt::Display for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Evidence::LiveServer { pid, pid_file } => {
+                write!(
+                    f,
+                    "{} names live process {pid} running this pack",
+                    pid_file.display()
+                )
+            }
+            Evidence::StalePidFile {
+                pid,
+                pid_file,
+                note,
+            } => {
+                write!(
+                    f,
+                    "{} names pid {pid}: {note} (stale, ignored)",
+                    pid_file.display()
+                )
+            }
+            Evidence::LockHeld { path, pid: Some(p) } => {
+                write!(f, "{} is locked by process {p}", path.display())
+            }
+            Evidence::LockHeld { path, pid: None } => {
+                write!(f, "{} is locked by another process", path.display())
+            }
+            Evidence::FreshLockDb { path, age_secs } => {
+                write!(
+                    f,
+                    "{} was written {age_secs}s ago (H2 holds it open)",
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+/// Whether a server runs on a pack, with the evidence either way.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Liveness {
+    pub running: bool,
+    pub evidence: Vec<Evidence>,
+}
+
+impl Liveness {
+    /// Probes the pid file of `root` and each of `lock_probes` (absolute paths; missing ones skipped).
+    pub fn probe(root: &Path, lock_probes: &[PathBuf]) -> Liveness {
+        let mut evidence = Vec::new();
+        let pid_file = root.join("wso2carbon.pid");
+        if let Some(pid) = read_pid(&pid_file) {
+            let rel = PathBuf::from("wso2carbon.pid");
+            match process_runs_pack(pid, root) {
+                PidState::RunsPack => evidence.push(Evidence::LiveServer { pid, pid_file: rel }),
+                PidState::Gone => evidence.push(Evidence::StalePidFile {
+                    pid,
+                    pid_file: rel,
+                    note: "no such process".into(),
+                }),
+                PidState::Other => evidence.push(Evidence::StalePidFile {
+                    pid,
+                    pid_file: rel,
+                    note: "that process does not run this pack".into(),
+                }),
+            }
+        }
+        for p in lock_probes {
+            if let Some(holder) = lock_holder(p) {
+                evidence.push(Evidence::LockHeld {
+                    path: rel_to(root, p),
+                    pid: holder,
+                });
+            }
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.ends_with(".lock.db") {
+                if let Some(age) = age(p) {
+                    if age < FRESH_LOCK_DB {
+                        evidence.push(Evidence::FreshLockDb {
+                            path: rel_to(root, p),
+                            age_secs: age.as_secs(),
+                        });
+                    }
+                }
+            }
+        }
+        let running = evidence.iter().any(Evidence::counts);
+        Liveness { running, evidence }
+    }
+
+    /// One line naming the evidence that counts.
+    pub fn summary(&self) -> String {
+        self.evidence
+            .iter()
+            .filter(|e| e.counts())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn rel_to(root: &Path, p: &Path) -> PathBuf {
+    p.strip_prefix(root)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn age(p: &Path) -> Option<Duration> {
+    let m = fs::metadata(p).ok()?.modified().ok()?;
+    Some(
+        SystemTime::now()
+            .duration_since(m)
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The pid file holds digits, a newline and NUL padding; parse the leading digits only.
+fn read_pid(path: &Path) -> Option<i32> {
+    let bytes = fs::read(path).ok()?;
+    let digits: String = bytes
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| b.is_ascii_digit())
+        .map(|&b| b as char)
+        .collect();
+    digits.parse().ok().filter(|&p| p > 0)
+}
+
+enum PidState {
+    RunsPack,
+    Gone,
+    Other,
+}
+
+fn process_runs_pack(pid: i32, root: &Path) -> PidState {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return PidState::Gone;
+    };
+    let canon = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let wanted: Vec<String> = [root.to_path_buf(), canon]
+        .iter()
+        .map(|p| {
+            format!(
+                "-Dcarbon.home={}",
+                p.to_string_lossy().trim_end_matches('/')
+            )
+        })
+        .collect();
+    let runs = cmdline.split(|&b| b == 0).any(|arg| {
+        let arg = String::from_utf8_lossy(arg);
+        let arg = arg.trim_end_matches('/');
+        wanted.iter().any(|w| arg == w)
+    });
+    if runs {
+        PidState::RunsPack
+    } else {
+        PidState::Other
+    }
+}
+
+/// Probes a POSIX record lock with `F_GETLK`. Returns Some(holder pid) if another process holds
+/// one (pid None for an open-file-description lock), None if unlocked or the file cannot be opened.
+pub fn lock_holder(path: &Path) -> Option<Option<i32>> {
+    let f = File::open(path).ok()?;
+    // SAFETY: flock is plain old data; zeroed is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0;
+    // SAFETY: valid fd and a pointer to a live flock struct.
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) };
+    if rc != 0 || fl.l_type == libc::F_UNLCK as libc::c_short {
+        return None;
+    }
+    Some(if fl.l_pid > 0 { Some(fl.l_pid) } else { None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_file_parsing() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("wso2carbon.pid");
+        let mut bytes = b"12345\n".to_vec();
+        bytes.resize(100, 0);
+        fs::write(&p, bytes).unwrap();
+        assert_eq!(read_pid(&p), Some(12345));
+        fs::write(&p, b"garbage").unwrap();
+        assert_eq!(read_pid(&p), None);
+    }
+
+    #[test]
+    fn stale_pid_is_not_running() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("wso2carbon.pid"), b"4194301\n").unwrap();
+        let l = Liveness::probe(d.path(), &[]);
+        assert!(!l.running);
+        assert!(matches!(l.evidence[0], Evidence::StalePidFile { .. }));
+    }
+
+    #[test]
+    fn own_pid_without_carbon_home_is_not_running() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join("wso2carbon.pid"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        assert!(!Liveness::probe(d.path(), &[]).running);
+    }
+
+    #[test]
+    fn old_lock_db_is_not_fresh() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("X.lock.db");
+        fs::write(&p, b"x").unwrap();
+        let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+        filetime::set_file_mtime(&p, old).unwrap();
+        assert!(!Liveness::probe(d.path(), std::slice::from_ref(&p)).running);
+        filetime::set_file_mtime(&p, filetime::FileTime::now()).unwrap();
+        assert!(Liveness::probe(d.path(), &[p]).running);
+    }
+}
