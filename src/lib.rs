@@ -14,3 +14,9 @@ pub mod pack;
 pub mod plan;
 
 pub use error::{Error, Result};
+pub mod archive;
+pub mod catalog;
+pub mod fsutil;
+pub mod integrity;
+pub mod report;
+pub mod verify;

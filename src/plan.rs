@@ -381,17 +381,10 @@ fn walk(
                 .into_io_error()
                 .unwrap_or_else(|| std::io::Error::other("metadata")),
         })?;
-        out.push(Entry::from_meta(rel.join(inner), &meta, ent.path(), idx)?);
-    }
-    if out.is_empty() || (include.is_none() && out.len() == 1 && rule_root_only_empty(&out)) {
-        // An empty directory still counts as found (its existence is state), except for glob rules.
-        return Ok(out);
+        let rel_path = if inner.as_os_str().is_empty() { rel.to_path_buf() } else { rel.join(inner) };
+        out.push(Entry::from_meta(rel_path, &meta, ent.path(), idx)?);
     }
     Ok(out)
-}
-
-fn rule_root_only_empty(out: &[Entry]) -> bool {
-    out.len() == 1 && out[0].kind == EntryKind::Dir
 }
 
 /// Resolves a logical H2 database to its file: the pack's config, else `repository/database/NAME`,

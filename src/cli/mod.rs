@@ -1,8 +1,11 @@
 //! Command line: the clap tree, global flags, dispatch, and the one place where results and
 //! errors become exit codes (the contract in README.md).
 
+mod history;
 mod inspect;
 mod output;
+mod snapshot;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +47,14 @@ pub struct Global {
 pub enum Command {
     /// Show what carryover sees in a pack: product, version, manifest, state, engines, liveness.
     Inspect(inspect::InspectArgs),
+    /// Write the pack's state into a self-describing, checksummed .tar.zst archive.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Prove an archive intact, or a pack identical to an archive (exit 5 on mismatches).
+    Verify(verify::VerifyArgs),
+    /// List snapshots, verifications and transplants recorded in the catalog.
+    List(history::ListArgs),
+    /// Show one catalog record in full.
+    Show(history::ShowArgs),
 }
 
 /// What a command achieved, mapped to an exit code.
@@ -69,6 +80,10 @@ pub fn run() -> ExitCode {
     let json = cli.global.json;
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(&cli.global, a),
+        Command::Snapshot(a) => snapshot::run(&cli.global, a),
+        Command::Verify(a) => verify::run(&cli.global, a),
+        Command::List(a) => history::list(&cli.global, a),
+        Command::Show(a) => history::show(&cli.global, a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(exit::OK),

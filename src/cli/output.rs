@@ -79,3 +79,47 @@ pub fn progress(global: &super::Global, total: u64, what: &str) -> Option<Progre
     pb.set_message(what.to_string());
     Some(pb)
 }
+
+/// indicatif behind the library's Progress trait.
+pub struct Bar(pub Option<ProgressBar>, pub std::sync::atomic::AtomicU64);
+
+impl Bar {
+    pub fn new(pb: Option<ProgressBar>) -> Bar {
+        Bar(pb, Default::default())
+    }
+}
+
+impl carryover::report::Progress for Bar {
+    fn begin(&self, total_bytes: u64, _total_files: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total_bytes);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(bytes);
+        }
+    }
+    fn file_done(&self) {
+        let n = self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(b) = &self.0 {
+            if n % 64 == 0 {
+                b.set_message(format!("{n} files"));
+            }
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// A cancellation flag raised by SIGINT/SIGTERM, so writers can clean up before exiting.
+pub fn cancel_on_signals() -> carryover::report::Cancel {
+    let c = carryover::report::Cancel::default();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, c.0.clone());
+    }
+    c
+}

@@ -6,12 +6,12 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::Version;
 
 /// The on-disk format of an H2 database file, from its header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum H2Format {
     /// `-- H2 0.5/B --`: the PageStore of H2 1.x (`.h2.db`).

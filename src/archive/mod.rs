@@ -1,0 +1,9 @@
+//! The snapshot archive: format records, the one-pass writer and the streaming reader.
+
+pub mod format;
+pub mod reader;
+pub mod writer;
+
+pub use format::{Index, IndexEntry, SnapshotMeta};
+pub use reader::{read_archive, ArchiveContents, Seen, Visitor};
+pub use writer::{default_name, sidecar_path, write_snapshot, SnapshotOptions, SnapshotSummary};

@@ -1,0 +1,515 @@
+//! Writing a snapshot: one pass over the plan's entries into a zstd-compressed tar. Each file is
+//! read once; the same bytes feed SHA-256, the engine-level integrity checks and the compressor.
+//! The archive is written to a temp file beside the target, fsync'd and renamed; its own digest
+//! (computed on the compressed bytes as they are written) goes to the `NAME.sha256` sidecar.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::format::*;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::integrity::{Check, Checker};
+use crate::plan::{EntryKind, Plan};
+use crate::report::{Cancel, Progress};
+
+/// How to write a snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    pub output: PathBuf,
+    /// zstd level (1..=19).
+    pub level: i32,
+    /// zstd worker threads (0 = one per core).
+    pub threads: u32,
+    pub allow_running: bool,
+    pub allow_corrupt: bool,
+}
+
+/// What a snapshot wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotSummary {
+    pub archive: PathBuf,
+    pub sidecar: PathBuf,
+    pub archive_sha256: String,
+    pub product: String,
+    pub version: String,
+    pub manifest: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub ratio: f64,
+    pub seconds: f64,
+    pub mib_per_s: f64,
+    pub allow_running: bool,
+    pub changed_while_reading: Vec<String>,
+    pub corrupt: Vec<CorruptRecord>,
+    pub warnings: Vec<String>,
+}
+
+/// A writer that hashes what passes through it and counts bytes.
+pub(crate) struct HashWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads exactly `size` bytes of a file (zero-padding if it shrank), feeding hasher and checker.
+struct SourceReader<'a> {
+    file: File,
+    remaining: u64,
+    hasher: Sha256,
+    checker: Checker,
+    short: bool,
+    cancel: &'a Cancel,
+    progress: &'a dyn Progress,
+}
+
+impl Read for SourceReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        if self.cancel.is_set() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
+        let want = (buf.len() as u64).min(self.remaining) as usize;
+        let n = if self.short { 0 } else { self.file.read(&mut buf[..want])? };
+        let n = if n == 0 {
+            // The file shrank while being read: keep the tar well-formed, flag the entry.
+            self.short = true;
+            buf[..want].fill(0);
+            want
+        } else {
+            n
+        };
+        self.hasher.update(&buf[..n]);
+        self.checker.update(&buf[..n]);
+        self.remaining -= n as u64;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// `<product>-<version>-<UTC time>.tar.zst`.
+pub fn default_name(plan: &Plan) -> String {
+    let id = &plan.pack.identity;
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    format!(
+        "{}-{}-{}.tar.zst",
+        id.product,
+        id.version,
+        now.format(&fmt).unwrap_or_else(|_| "now".into())
+    )
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Writes the snapshot of `plan` to `opts.output`.
+pub fn write_snapshot(plan: &Plan, opts: &SnapshotOptions, progress: &dyn Progress, cancel: &Cancel) -> Result<SnapshotSummary> {
+    if plan.liveness.running && !opts.allow_running {
+        return Err(Error::Refused {
+            path: plan.pack.root.clone(),
+            reason: format!(
+                "the pack is in use: {}; stop the server first (or --allow-running to take it anyway)",
+                plan.liveness.summary()
+            ),
+        });
+    }
+    let out = &opts.output;
+    if fs::symlink_metadata(out).is_ok() {
+        return Err(Error::invalid(out, "already exists; refusing to overwrite an archive"));
+    }
+    let dir = fsutil::parent_of(out);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        ))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .at(dir)?;
+    // From here on an error drops `tmp`, which deletes the temp file.
+    let started = Instant::now();
+    let (file, tmp_path) = tmp.into_parts();
+    let guard = TempGuard(Some(tmp_path));
+    let sink = HashWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+        count: 0,
+    };
+    let result = write_body(plan, opts, sink, progress, cancel);
+    let (sink, stats) = match result {
+        Ok(x) => x,
+        Err(e) => return Err(e), // guard removes the temp file
+    };
+    let HashWriter { inner, hasher, count } = sink;
+    let file = inner.into_inner().map_err(|e| e.into_error()).at(out)?;
+    file.sync_all().at(out)?;
+    drop(file);
+    let digest = hex::encode(hasher.finalize());
+    let tmp_path = guard.path();
+    fs::rename(&tmp_path, out).at(out)?;
+    guard.disarm();
+    let sidecar = sidecar_path(out);
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let side_res = fsutil::write_atomic(&sidecar, sha256sum_line(&digest, &name).as_bytes(), 0o600);
+    if let Err(e) = side_res {
+        // No half-made pair: an archive without its sidecar is removed with the error.
+        let _ = fs::remove_file(out);
+        return Err(e);
+    }
+    fsutil::fsync_dir(dir)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut warnings: Vec<String> = plan.warnings.iter().map(|w| w.message.clone()).collect();
+    if opts.allow_running && plan.liveness.running {
+        warnings.insert(
+            0,
+            format!("taken while the pack was in use (--allow-running): {}", plan.liveness.summary()),
+        );
+    }
+    let id = &plan.pack.identity;
+    Ok(SnapshotSummary {
+        archive: out.clone(),
+        sidecar,
+        archive_sha256: digest,
+        product: id.product.clone(),
+        version: id.version.to_string(),
+        manifest: plan.manifest.clone(),
+        files: stats.files,
+        dirs: stats.dirs,
+        symlinks: stats.symlinks,
+        bytes_in: stats.bytes_in,
+        bytes_out: count,
+        ratio: if count > 0 { stats.bytes_in as f64 / count as f64 } else { 0.0 },
+        seconds,
+        mib_per_s: stats.bytes_in as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+        allow_running: opts.allow_running && plan.liveness.running,
+        changed_while_reading: stats.changed,
+        corrupt: stats.corrupt,
+        warnings,
+    })
+}
+
+pub fn sidecar_path(archive: &Path) -> PathBuf {
+    let mut s = archive.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+/// Removes the temp file unless disarmed.
+struct TempGuard(Option<tempfile::TempPath>);
+
+impl TempGuard {
+    fn path(&self) -> PathBuf {
+        self.0.as_ref().map(|p| p.to_path_buf()).unwrap_or_default()
+    }
+    fn disarm(mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.keep();
+        }
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        // TempPath deletes its file when dropped.
+        self.0.take();
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    files: u64,
+    dirs: u64,
+    symlinks: u64,
+    bytes_in: u64,
+    changed: Vec<String>,
+    corrupt: Vec<CorruptRecord>,
+}
+
+pub(crate) fn snapshot_meta(plan: &Plan, allow_running: bool) -> SnapshotMeta {
+    let id = &plan.pack.identity;
+    SnapshotMeta {
+        format: FORMAT_VERSION,
+        tool: format!("carryover {}", env!("CARGO_PKG_VERSION")),
+        created: now_rfc3339(),
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        source: plan.pack.root.clone(),
+        product: id.product.clone(),
+        product_name: id.product_name.clone(),
+        version: id.version.to_string(),
+        update_level: id.update_level,
+        flavour: id.flavour.clone(),
+        h2_engine: plan.pack.engines.h2.as_ref().map(|j| j.version.to_string()),
+        lucene_major: plan.lucene_major,
+        manifest: ManifestRecord {
+            name: plan.manifest_full.name.clone(),
+            origin: plan.manifest_origin.clone(),
+            text: plan.manifest_full.text.clone(),
+        },
+        rules: plan
+            .rules
+            .iter()
+            .map(|r| RuleRecord {
+                name: r.name.clone(),
+                kind: r.kind.to_string(),
+                strategy: serde_json::to_value(r.strategy)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                required: r.required,
+                travels_with: r.travels_with.clone(),
+                path: r.path.clone(),
+                status: serde_json::to_value(r.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                files: r.files,
+                bytes: r.bytes,
+                h2_database: r.h2.as_ref().map(|h| h.database.clone()),
+                h2_format: r.h2.as_ref().and_then(|h| h.format),
+            })
+            .collect(),
+        allow_running: allow_running && plan.liveness.running,
+        running_evidence: plan
+            .liveness
+            .evidence
+            .iter()
+            .filter(|e| e.counts())
+            .map(|e| e.to_string())
+            .collect(),
+        warnings: plan.warnings.iter().map(|w| w.message.clone()).collect(),
+    }
+}
+
+fn meta_header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    h.set_mode(0o600);
+    h.set_mtime(time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
+    h
+}
+
+fn path_str(rel: &Path) -> Result<&str> {
+    rel.to_str()
+        .ok_or_else(|| Error::invalid(rel, "file name is not valid UTF-8; carryover cannot index it"))
+}
+
+fn io_err(path: &Path, e: io::Error, cancel: &Cancel) -> Error {
+    if cancel.is_set() {
+        Error::Interrupted
+    } else {
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    }
+}
+
+fn write_body<W: Write>(
+    plan: &Plan,
+    opts: &SnapshotOptions,
+    sink: W,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<(W, Stats)> {
+    let out = &opts.output;
+    let mut enc = zstd::stream::Encoder::new(sink, opts.level).at(out)?;
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+    } else {
+        opts.threads
+    };
+    enc.include_checksum(true).at(out)?;
+    if threads > 1 {
+        enc.multithread(threads).at(out)?;
+    }
+    let mut tar = tar::Builder::new(enc);
+    tar.mode(tar::HeaderMode::Complete);
+
+    let meta = snapshot_meta(plan, opts.allow_running);
+    let meta_bytes = serde_json::to_vec_pretty(&meta).expect("serialisable");
+    tar.append_data(&mut meta_header(meta_bytes.len() as u64), SNAPSHOT_JSON, &meta_bytes[..])
+        .at(out)?;
+
+    let total: u64 = plan.entries().map(|e| e.size()).sum();
+    progress.begin(total, plan.entries().count() as u64);
+    let mut stats = Stats::default();
+    let mut index = Index {
+        format: FORMAT_VERSION,
+        ..Index::default()
+    };
+    let mut sums = String::new();
+    let root = &plan.pack.root;
+    for entry in plan.entries() {
+        cancel.check()?;
+        let rel = &entry.rel;
+        let name = path_str(rel)?;
+        let abs = root.join(rel);
+        let rule = &plan.rules[entry.rule];
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(entry.mode);
+        match &entry.kind {
+            EntryKind::Dir => {
+                let meta = fs::symlink_metadata(&abs).at(&abs)?;
+                set_owner(&mut header, &meta);
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mtime(meta.mtime().max(0) as u64);
+                tar.append_data(&mut header, format!("{name}/"), io::empty()).at(out)?;
+                stats.dirs += 1;
+                index.entries.push(IndexEntry {
+                    path: name.to_string(),
+                    kind: EntryType::Dir,
+                    size: 0,
+                    mode: entry.mode,
+                    mtime: meta.mtime(),
+                    sha256: None,
+                    link: None,
+                    rule: rule.name.clone(),
+                    h2_format: None,
+                });
+            }
+            EntryKind::Symlink { target } => {
+                let meta = fs::symlink_metadata(&abs).at(&abs)?;
+                set_owner(&mut header, &meta);
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mtime(meta.mtime().max(0) as u64);
+                tar.append_link(&mut header, name, target).at(out)?;
+                stats.symlinks += 1;
+                let link = target
+                    .to_str()
+                    .ok_or_else(|| Error::invalid(&abs, "symlink target is not valid UTF-8"))?;
+                index.entries.push(IndexEntry {
+                    path: name.to_string(),
+                    kind: EntryType::Symlink,
+                    size: 0,
+                    mode: entry.mode,
+                    mtime: meta.mtime(),
+                    sha256: None,
+                    link: Some(link.to_string()),
+                    rule: rule.name.clone(),
+                    h2_format: None,
+                });
+            }
+            EntryKind::File { .. } => {
+                let file = File::open(&abs).at(&abs)?;
+                let before = file.metadata().at(&abs)?;
+                let size = before.len();
+                set_owner(&mut header, &before);
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(size);
+                header.set_mode(before.mode() & 0o7777);
+                header.set_mtime(before.mtime().max(0) as u64);
+                let check = match rule.kind {
+                    "lucene" => Check::Lucene,
+                    "h2" => Check::MvStore,
+                    _ => Check::None,
+                };
+                let mut src = SourceReader {
+                    file,
+                    remaining: size,
+                    hasher: Sha256::new(),
+                    checker: Checker::new(check, size),
+                    short: false,
+                    cancel,
+                    progress,
+                };
+                tar.append_data(&mut header, name, &mut src)
+                    .map_err(|e| io_err(&abs, e, cancel))?;
+                let after = src.file.metadata().at(&abs)?;
+                let changed = src.short
+                    || after.len() != size
+                    || after.mtime() != before.mtime()
+                    || after.mtime_nsec() != before.mtime_nsec();
+                if changed {
+                    if !opts.allow_running {
+                        return Err(Error::Invalid {
+                            path: abs,
+                            message: "changed while it was read (size or mtime); is a server running? \
+                                      stop it, or take the snapshot with --allow-running"
+                                .into(),
+                        });
+                    }
+                    stats.changed.push(name.to_string());
+                }
+                if let Some(problem) = src.checker.finish() {
+                    if !opts.allow_corrupt {
+                        return Err(Error::Corrupt {
+                            path: abs,
+                            message: format!("{problem}; the file is damaged (--allow-corrupt records it instead)"),
+                        });
+                    }
+                    stats.corrupt.push(CorruptRecord {
+                        path: name.to_string(),
+                        problem,
+                    });
+                }
+                let digest = hex::encode(src.hasher.finalize());
+                sums.push_str(&sha256sum_line(&digest, name));
+                stats.files += 1;
+                stats.bytes_in += size;
+                progress.file_done();
+                index.entries.push(IndexEntry {
+                    path: name.to_string(),
+                    kind: EntryType::File,
+                    size,
+                    mode: before.mode() & 0o7777,
+                    mtime: before.mtime(),
+                    sha256: Some(digest),
+                    link: None,
+                    rule: rule.name.clone(),
+                    h2_format: rule
+                        .h2
+                        .as_ref()
+                        .filter(|h| h.file.as_deref() == Some(rel.as_path()))
+                        .and_then(|h| h.format),
+                });
+            }
+        }
+    }
+    index.changed_while_reading = stats.changed.clone();
+    index.corrupt = stats.corrupt.clone();
+    let index_bytes = serde_json::to_vec_pretty(&index).expect("serialisable");
+    tar.append_data(&mut meta_header(index_bytes.len() as u64), INDEX_JSON, &index_bytes[..])
+        .at(out)?;
+    tar.append_data(&mut meta_header(sums.len() as u64), SHA256SUMS, sums.as_bytes())
+        .at(out)?;
+    let enc = tar.into_inner().at(out)?;
+    let sink = enc.finish().at(out)?;
+    progress.finish();
+    Ok((sink, stats))
+}
+
+fn set_owner(h: &mut tar::Header, meta: &fs::Metadata) {
+    h.set_uid(meta.uid() as u64);
+    h.set_gid(meta.gid() as u64);
+}

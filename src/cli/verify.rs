@@ -1,0 +1,120 @@
+//! `carryover verify SNAPSHOT [--against PACK]`: prove an archive, or a pack, matches.
+//! Text, `--json` or `--junit FILE` reports; exit 0 clean, 5 mismatches, 1 unreadable.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use carryover::catalog::{self, Catalog};
+use carryover::verify::{self, VerifyReport};
+
+use super::output;
+use super::{Global, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The snapshot archive (.tar.zst).
+    pub snapshot: PathBuf,
+    /// Compare this pack's current state with the snapshot (changed, missing, extra per rule).
+    #[arg(long, value_name = "PACK")]
+    pub against: Option<PathBuf>,
+    /// Also write a JUnit XML report (a testcase per rule, a failure per bad file).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let cancel = output::cancel_on_signals();
+    let bar = output::Bar::new(output::progress(global, 0, "verify"));
+    let report = match &args.against {
+        None => verify::verify_archive(&args.snapshot, &bar, &cancel)?,
+        Some(pack) => verify::verify_against(&args.snapshot, pack, &bar, &cancel)?,
+    };
+    if let Err(e) = Catalog::open(&catalog::default_path(global.catalog.as_deref())).and_then(|c| c.record_verify(&report)) {
+        eprintln!("carryover: warning: {e}");
+    }
+    if let Some(j) = &args.junit {
+        std::fs::write(j, junit(&report)).map_err(|e| anyhow::anyhow!("{}: {e}", j.display()))?;
+    }
+    if global.json {
+        output::json(&report)?;
+    } else if !global.quiet || !report.ok {
+        output::text(&render(&report, global.verbose > 0));
+    }
+    verify::outcome(&report)?;
+    Ok(Outcome::Ok)
+}
+
+fn render(r: &VerifyReport, verbose: bool) -> String {
+    let mut s = String::new();
+    let what = match &r.against {
+        Some(p) => format!("{} against {}", r.archive.display(), p.display()),
+        None => r.archive.display().to_string(),
+    };
+    let _ = writeln!(
+        s,
+        "{} {what}: {} entries, {} files, {}; {} problem(s) in {:.2} s",
+        if r.ok { "OK" } else { "FAILED" },
+        r.entries,
+        r.files,
+        output::bytes(r.bytes),
+        r.problems.len(),
+        r.seconds
+    );
+    if verbose || !r.ok {
+        for rule in &r.rules {
+            let _ = writeln!(s, "  rule {:<24} {:>7} checked {:>5} problem(s)", rule.name, rule.checked, rule.problems);
+        }
+    }
+    for p in &r.problems {
+        let kind = serde_json::to_value(p.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let rule = p.rule.as_deref().map(|r| format!(" [{r}]")).unwrap_or_default();
+        let _ = writeln!(s, "  {kind}: {}{rule}: {}", p.path, p.detail);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "  warning: {w}");
+    }
+    s
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\n', "&#10;")
+}
+
+/// JUnit XML: a testcase per rule plus one for the archive itself; a failure per bad file.
+fn junit(r: &VerifyReport) -> String {
+    let mut cases = String::new();
+    let mut failures = 0;
+    let mut tests = 0;
+    let mut case = |name: &str, probs: Vec<&verify::Problem>| {
+        tests += 1;
+        let _ = write!(cases, "    <testcase classname=\"carryover.verify\" name=\"{}\">", xml_escape(name));
+        if !probs.is_empty() {
+            cases.push('\n');
+        }
+        for p in &probs {
+            failures += 1;
+            let kind = serde_json::to_value(p.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let _ = writeln!(
+                cases,
+                "      <failure type=\"{kind}\" message=\"{}: {}\">{}</failure>",
+                xml_escape(&p.path),
+                xml_escape(&p.detail),
+                xml_escape(&p.path)
+            );
+        }
+        let _ = writeln!(cases, "{}</testcase>", if probs.is_empty() { "" } else { "    " });
+    };
+    case("archive", r.problems.iter().filter(|p| p.rule.is_none()).collect());
+    for rule in &r.rules {
+        case(&format!("rule {}", rule.name), r.problem_paths_for_rule(&rule.name).collect());
+    }
+    let name = xml_escape(&r.archive.display().to_string());
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"carryover verify {name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
+        r.seconds
+    )
+}

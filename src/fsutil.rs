@@ -1,0 +1,43 @@
+//! Filesystem helpers shared by every writer: temp-beside-target + fsync + rename, directory
+//! fsync, and restoring mode/mtime/ownership on created entries.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// Fsyncs a directory so that renames and creations in it are durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).at(dir)
+}
+
+/// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = parent_of(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".carryover-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .at(dir)?;
+    tmp.write_all(bytes).at(tmp.path())?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode)).at(tmp.path())?;
+    tmp.as_file().sync_all().at(tmp.path())?;
+    tmp.persist(path).map_err(|e| e.error).at(path)?;
+    fsync_dir(dir)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Sets mtime (seconds) without following symlinks.
+pub fn set_mtime(path: &Path, mtime: i64) -> Result<()> {
+    let t = filetime::FileTime::from_unix_time(mtime, 0);
+    filetime::set_symlink_file_times(path, t, t).at(path)
+}
