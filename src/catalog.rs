@@ -79,7 +79,8 @@ pub fn default_path(flag: Option<&Path>) -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/share")
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+                .join(".local/share")
         });
     base.join("carryover/catalog.db")
 }
@@ -90,7 +91,8 @@ impl Catalog {
             std::fs::create_dir_all(dir).map_err(|e| err(path, e))?;
         }
         let conn = Connection::open(path).map_err(|e| err(path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| err(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| err(path, e))?;
         conn.execute_batch(SCHEMA).map_err(|e| err(path, e))?;
         Ok(Catalog {
             conn,
@@ -102,7 +104,11 @@ impl Catalog {
         crate::archive::writer::now_rfc3339()
     }
 
-    pub fn record_snapshot(&self, pack: &Path, s: &crate::archive::SnapshotSummary) -> Result<String> {
+    pub fn record_snapshot(
+        &self,
+        pack: &Path,
+        s: &crate::archive::SnapshotSummary,
+    ) -> Result<String> {
         let detail = serde_json::to_string(s).map_err(|e| err(&self.path, e))?;
         self.conn
             .execute(
@@ -143,7 +149,13 @@ impl Catalog {
         Ok(format!("v{}", self.conn.last_insert_rowid()))
     }
 
-    pub fn record_transplant(&self, source: &Path, target: &Path, result: &str, detail: &serde_json::Value) -> Result<String> {
+    pub fn record_transplant(
+        &self,
+        source: &Path,
+        target: &Path,
+        result: &str,
+        detail: &serde_json::Value,
+    ) -> Result<String> {
         self.conn
             .execute(
                 "INSERT INTO transplants (time, source, target, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -162,10 +174,13 @@ impl Catalog {
     /// Every record, oldest first.
     pub fn list(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
-        let q = |sql: &str, f: &dyn Fn(&rusqlite::Row) -> rusqlite::Result<Record>| -> Result<Vec<Record>> {
+        let q = |sql: &str,
+                 f: &dyn Fn(&rusqlite::Row) -> rusqlite::Result<Record>|
+         -> Result<Vec<Record>> {
             let mut st = self.conn.prepare(sql).map_err(|e| err(&self.path, e))?;
             let rows = st.query_map([], |r| f(r)).map_err(|e| err(&self.path, e))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| err(&self.path, e))
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| err(&self.path, e))
         };
         out.extend(q(
             "SELECT id, time, archive, product, version, files, bytes_in, pack FROM snapshots",
@@ -187,31 +202,45 @@ impl Catalog {
                 })
             },
         )?);
-        out.extend(q("SELECT id, time, archive, against, ok, problems FROM verifications", &|r| {
-            let against: Option<String> = r.get(3)?;
-            Ok(Record {
-                id: format!("v{}", r.get::<_, i64>(0)?),
-                kind: "verify",
-                time: r.get(1)?,
-                subject: r.get(2)?,
-                summary: format!(
-                    "{}{}",
-                    if r.get::<_, bool>(4)? { "ok".to_string() } else { format!("{} problem(s)", r.get::<_, i64>(5)?) },
-                    against.map(|a| format!(" against {a}")).unwrap_or_default()
-                ),
-                detail: None,
-            })
-        })?);
-        out.extend(q("SELECT id, time, source, target, result FROM transplants", &|r| {
-            Ok(Record {
-                id: format!("t{}", r.get::<_, i64>(0)?),
-                kind: "transplant",
-                time: r.get(1)?,
-                subject: r.get(3)?,
-                summary: format!("from {}: {}", r.get::<_, String>(2)?, r.get::<_, String>(4)?),
-                detail: None,
-            })
-        })?);
+        out.extend(q(
+            "SELECT id, time, archive, against, ok, problems FROM verifications",
+            &|r| {
+                let against: Option<String> = r.get(3)?;
+                Ok(Record {
+                    id: format!("v{}", r.get::<_, i64>(0)?),
+                    kind: "verify",
+                    time: r.get(1)?,
+                    subject: r.get(2)?,
+                    summary: format!(
+                        "{}{}",
+                        if r.get::<_, bool>(4)? {
+                            "ok".to_string()
+                        } else {
+                            format!("{} problem(s)", r.get::<_, i64>(5)?)
+                        },
+                        against.map(|a| format!(" against {a}")).unwrap_or_default()
+                    ),
+                    detail: None,
+                })
+            },
+        )?);
+        out.extend(q(
+            "SELECT id, time, source, target, result FROM transplants",
+            &|r| {
+                Ok(Record {
+                    id: format!("t{}", r.get::<_, i64>(0)?),
+                    kind: "transplant",
+                    time: r.get(1)?,
+                    subject: r.get(3)?,
+                    summary: format!(
+                        "from {}: {}",
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(4)?
+                    ),
+                    detail: None,
+                })
+            },
+        )?);
         out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
         Ok(out)
     }
@@ -219,7 +248,10 @@ impl Catalog {
     /// One record by id (`s3`, `v1`, `t2`) or the latest snapshot of an archive file.
     pub fn show(&self, key: &str) -> Result<Option<Record>> {
         let all = self.list()?;
-        let (table, id) = match (key.chars().next(), key.get(1..).and_then(|n| n.parse::<i64>().ok())) {
+        let (table, id) = match (
+            key.chars().next(),
+            key.get(1..).and_then(|n| n.parse::<i64>().ok()),
+        ) {
             (Some('s'), Some(n)) => ("snapshots", n),
             (Some('v'), Some(n)) => ("verifications", n),
             (Some('t'), Some(n)) => ("transplants", n),
@@ -242,10 +274,16 @@ impl Catalog {
         };
         let detail: Option<String> = self
             .conn
-            .query_row(&format!("SELECT detail FROM {table} WHERE id = ?1"), params![id], |r| r.get(0))
+            .query_row(
+                &format!("SELECT detail FROM {table} WHERE id = ?1"),
+                params![id],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| err(&self.path, e))?;
-        let Some(detail) = detail else { return Ok(None) };
+        let Some(detail) = detail else {
+            return Ok(None);
+        };
         let letter = &table[..1];
         let mut rec = all.into_iter().find(|r| r.id == format!("{letter}{id}"));
         if let Some(r) = rec.as_mut() {
@@ -260,7 +298,9 @@ fn abs(p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
-            std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+            std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
         }
     })
 }
@@ -282,7 +322,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let c = Catalog::open(&d.path().join("c.db")).unwrap();
         let id = c
-            .record_transplant(Path::new("/a"), Path::new("/b"), "committed", &serde_json::json!({"rules": 3}))
+            .record_transplant(
+                Path::new("/a"),
+                Path::new("/b"),
+                "committed",
+                &serde_json::json!({"rules": 3}),
+            )
             .unwrap();
         assert_eq!(id, "t1");
         let list = c.list().unwrap();

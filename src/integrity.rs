@@ -84,22 +84,33 @@ impl Checker {
         match self.check {
             Check::None => None,
             Check::Lucene => {
-                if self.head.len() < 4 || u32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]) != CODEC_MAGIC {
+                if self.head.len() < 4
+                    || u32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]])
+                        != CODEC_MAGIC
+                {
                     return None; // not a codec file (write.lock, tlog, segments.gen)
                 }
                 if self.size < FOOTER_LEN + 4 {
-                    return Some(format!("Lucene codec file too short for a footer ({} bytes)", self.size));
+                    return Some(format!(
+                        "Lucene codec file too short for a footer ({} bytes)",
+                        self.size
+                    ));
                 }
                 let t = &self.tail;
                 let magic = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
                 if magic != FOOTER_MAGIC {
-                    return Some(format!("Lucene codec footer magic is {magic:#010x}, expected {FOOTER_MAGIC:#010x}"));
+                    return Some(format!(
+                        "Lucene codec footer magic is {magic:#010x}, expected {FOOTER_MAGIC:#010x}"
+                    ));
                 }
                 let algo = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
                 if algo != 0 {
-                    return Some(format!("Lucene codec footer has unknown checksum algorithm {algo}"));
+                    return Some(format!(
+                        "Lucene codec footer has unknown checksum algorithm {algo}"
+                    ));
                 }
-                let stored = u64::from_be_bytes([t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]]);
+                let stored =
+                    u64::from_be_bytes([t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]]);
                 let actual = self.crc.finalize() as u64;
                 if stored != actual {
                     return Some(format!(
@@ -110,7 +121,8 @@ impl Checker {
             }
             Check::MvStore => {
                 let blocks: Vec<&[u8]> = self.head.chunks(MV_BLOCK).collect();
-                let headers: Vec<MvHeader> = blocks.iter().filter_map(|b| MvHeader::parse(b)).collect();
+                let headers: Vec<MvHeader> =
+                    blocks.iter().filter_map(|b| MvHeader::parse(b)).collect();
                 if headers.is_empty() {
                     return None; // not an MVStore file (encrypted or PageStore): not judged
                 }
@@ -154,11 +166,15 @@ mod tests {
         }
         let mut bad = f.clone();
         bad[10] ^= 0x40;
-        assert!(run(Check::Lucene, &bad, 5).unwrap().contains("checksum mismatch"));
+        assert!(run(Check::Lucene, &bad, 5)
+            .unwrap()
+            .contains("checksum mismatch"));
         let mut badmagic = f.clone();
         let n = badmagic.len();
         badmagic[n - 14] ^= 1;
-        assert!(run(Check::Lucene, &badmagic, 4).unwrap().contains("footer magic"));
+        assert!(run(Check::Lucene, &badmagic, 4)
+            .unwrap()
+            .contains("footer magic"));
     }
 
     #[test]
@@ -177,7 +193,11 @@ mod tests {
         assert_eq!(run(Check::MvStore, &file, 1000), None);
         let mut bad = file.clone();
         bad[20] ^= 1;
-        assert_eq!(run(Check::MvStore, &bad, 1000), None, "one good header block is enough");
+        assert_eq!(
+            run(Check::MvStore, &bad, 1000),
+            None,
+            "one good header block is enough"
+        );
         bad[MV_BLOCK + 20] ^= 1;
         assert!(run(Check::MvStore, &bad, 1000).is_some());
     }

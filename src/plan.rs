@@ -381,7 +381,11 @@ fn walk(
                 .into_io_error()
                 .unwrap_or_else(|| std::io::Error::other("metadata")),
         })?;
-        let rel_path = if inner.as_os_str().is_empty() { rel.to_path_buf() } else { rel.join(inner) };
+        let rel_path = if inner.as_os_str().is_empty() {
+            rel.to_path_buf()
+        } else {
+            rel.join(inner)
+        };
         out.push(Entry::from_meta(rel_path, &meta, ent.path(), idx)?);
     }
     Ok(out)

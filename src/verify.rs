@@ -78,7 +78,9 @@ pub struct VerifyReport {
 impl VerifyReport {
     pub fn problem_paths_for_rule(&self, rule: &str) -> impl Iterator<Item = &Problem> {
         let rule = rule.to_string();
-        self.problems.iter().filter(move |p| p.rule.as_deref() == Some(rule.as_str()))
+        self.problems
+            .iter()
+            .filter(move |p| p.rule.as_deref() == Some(rule.as_str()))
     }
 }
 
@@ -92,7 +94,11 @@ fn p(kind: ProblemKind, path: &str, rule: Option<&str>, detail: impl Into<String
 }
 
 /// Verifies an archive against its own records and its sidecar.
-pub fn verify_archive(archive: &Path, progress: &dyn Progress, cancel: &Cancel) -> Result<VerifyReport> {
+pub fn verify_archive(
+    archive: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<VerifyReport> {
     let started = std::time::Instant::now();
     let contents = read_archive(archive, None, progress, cancel)?;
     let mut report = check_contents(archive, &contents);
@@ -105,24 +111,49 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     if let Some(e) = &c.stream_error {
-        problems.push(p(ProblemKind::CorruptStream, &archive.display().to_string(), None, e.clone()));
+        problems.push(p(
+            ProblemKind::CorruptStream,
+            &archive.display().to_string(),
+            None,
+            e.clone(),
+        ));
     }
     if c.meta.is_none() {
-        problems.push(p(ProblemKind::MissingRecord, ".carryover/snapshot.json", None, "absent or unreadable"));
+        problems.push(p(
+            ProblemKind::MissingRecord,
+            ".carryover/snapshot.json",
+            None,
+            "absent or unreadable",
+        ));
     }
     let readable = c.meta.is_some() || !c.seen.is_empty();
     let empty: Vec<IndexEntry> = Vec::new();
     let index_entries = c.index.as_ref().map(|i| &i.entries).unwrap_or(&empty);
     if c.index.is_none() {
-        problems.push(p(ProblemKind::MissingRecord, ".carryover/index.json", None, "absent or unreadable"));
+        problems.push(p(
+            ProblemKind::MissingRecord,
+            ".carryover/index.json",
+            None,
+            "absent or unreadable",
+        ));
     }
     for d in &c.duplicates {
-        problems.push(p(ProblemKind::Duplicate, d, None, "entry appears more than once"));
+        problems.push(p(
+            ProblemKind::Duplicate,
+            d,
+            None,
+            "entry appears more than once",
+        ));
     }
     let mut by_path: BTreeMap<&str, &IndexEntry> = BTreeMap::new();
     for e in index_entries {
         if by_path.insert(e.path.as_str(), e).is_some() {
-            problems.push(p(ProblemKind::Duplicate, &e.path, Some(&e.rule), "listed twice in index.json"));
+            problems.push(p(
+                ProblemKind::Duplicate,
+                &e.path,
+                Some(&e.rule),
+                "listed twice in index.json",
+            ));
         }
     }
     let mut rules: BTreeMap<String, RuleResult> = BTreeMap::new();
@@ -144,7 +175,12 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                 r.checked += 1;
             }
             match c.seen.get(&e.path) {
-                None => problems.push(p(ProblemKind::Missing, &e.path, Some(&e.rule), "in index.json but not in the archive")),
+                None => problems.push(p(
+                    ProblemKind::Missing,
+                    &e.path,
+                    Some(&e.rule),
+                    "in index.json but not in the archive",
+                )),
                 Some(s) => {
                     let mut diffs = Vec::new();
                     if s.kind != e.kind {
@@ -166,29 +202,59 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                         diffs.push("symlink target differs from index".to_string());
                     }
                     if !diffs.is_empty() {
-                        problems.push(p(ProblemKind::Changed, &e.path, Some(&e.rule), diffs.join("; ")));
+                        problems.push(p(
+                            ProblemKind::Changed,
+                            &e.path,
+                            Some(&e.rule),
+                            diffs.join("; "),
+                        ));
                     }
                 }
             }
         }
         for path in c.seen.keys() {
             if !by_path.contains_key(path.as_str()) {
-                problems.push(p(ProblemKind::Extra, path, None, "in the archive but not in index.json"));
+                problems.push(p(
+                    ProblemKind::Extra,
+                    path,
+                    None,
+                    "in the archive but not in index.json",
+                ));
             }
         }
         // SHA256SUMS must agree with the index, line for line.
         match &c.sums {
-            None => problems.push(p(ProblemKind::MissingRecord, ".carryover/SHA256SUMS", None, "absent")),
+            None => problems.push(p(
+                ProblemKind::MissingRecord,
+                ".carryover/SHA256SUMS",
+                None,
+                "absent",
+            )),
             Some(text) => {
                 let mut listed = BTreeSet::new();
                 for (i, line) in parse_sha256sums(text).into_iter().enumerate() {
                     match line {
-                        None => problems.push(p(ProblemKind::Sums, ".carryover/SHA256SUMS", None, format!("line {} is malformed", i + 1))),
+                        None => problems.push(p(
+                            ProblemKind::Sums,
+                            ".carryover/SHA256SUMS",
+                            None,
+                            format!("line {} is malformed", i + 1),
+                        )),
                         Some((hex, name)) => {
                             match by_path.get(name.as_str()) {
                                 Some(e) if e.sha256.as_deref() == Some(hex.as_str()) => {}
-                                Some(e) => problems.push(p(ProblemKind::Sums, &name, Some(&e.rule), "SHA256SUMS digest differs from index.json")),
-                                None => problems.push(p(ProblemKind::Sums, &name, None, "in SHA256SUMS but not in index.json")),
+                                Some(e) => problems.push(p(
+                                    ProblemKind::Sums,
+                                    &name,
+                                    Some(&e.rule),
+                                    "SHA256SUMS digest differs from index.json",
+                                )),
+                                None => problems.push(p(
+                                    ProblemKind::Sums,
+                                    &name,
+                                    None,
+                                    "in SHA256SUMS but not in index.json",
+                                )),
                             }
                             listed.insert(name);
                         }
@@ -196,32 +262,53 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                 }
                 for e in index_entries.iter().filter(|e| e.kind == EntryType::File) {
                     if !listed.contains(&e.path) {
-                        problems.push(p(ProblemKind::Sums, &e.path, Some(&e.rule), "file missing from SHA256SUMS"));
+                        problems.push(p(
+                            ProblemKind::Sums,
+                            &e.path,
+                            Some(&e.rule),
+                            "file missing from SHA256SUMS",
+                        ));
                     }
                 }
             }
         }
         if let Some(i) = &c.index {
             for ch in &i.changed_while_reading {
-                warnings.push(format!("{ch} changed while the snapshot read it (taken with --allow-running)"));
+                warnings.push(format!(
+                    "{ch} changed while the snapshot read it (taken with --allow-running)"
+                ));
             }
             for co in &i.corrupt {
-                warnings.push(format!("{} was damaged when snapshotted: {} (--allow-corrupt)", co.path, co.problem));
+                warnings.push(format!(
+                    "{} was damaged when snapshotted: {} (--allow-corrupt)",
+                    co.path, co.problem
+                ));
             }
         }
     }
     // The sidecar: `HEX  NAME` for this archive.
     let sidecar = sidecar_path(archive);
     match std::fs::read_to_string(&sidecar) {
-        Err(_) => warnings.push(format!("no sidecar {} to check the archive's own digest against", sidecar.display())),
+        Err(_) => warnings.push(format!(
+            "no sidecar {} to check the archive's own digest against",
+            sidecar.display()
+        )),
         Ok(text) => {
-            let name = archive.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = archive
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let lines = parse_sha256sums(&text);
             let side = sidecar.display().to_string();
             match lines.as_slice() {
                 [Some((hex, n))] => {
                     if n != &name {
-                        problems.push(p(ProblemKind::Sidecar, &side, None, format!("names {n:?}, not {name:?}")));
+                        problems.push(p(
+                            ProblemKind::Sidecar,
+                            &side,
+                            None,
+                            format!("names {n:?}, not {name:?}"),
+                        ));
                     }
                     if c.archive_sha256.as_deref() != Some(hex.as_str()) {
                         problems.push(p(
@@ -235,7 +322,12 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                         ));
                     }
                 }
-                _ => problems.push(p(ProblemKind::Sidecar, &side, None, "not a single `sha256sum` line")),
+                _ => problems.push(p(
+                    ProblemKind::Sidecar,
+                    &side,
+                    None,
+                    "not a single `sha256sum` line",
+                )),
             }
         }
     }
@@ -244,7 +336,11 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
             r.problems += 1;
         }
     }
-    let files = c.seen.values().filter(|s| s.kind == EntryType::File).count() as u64;
+    let files = c
+        .seen
+        .values()
+        .filter(|s| s.kind == EntryType::File)
+        .count() as u64;
     let bytes = c.seen.values().map(|s| s.size).sum();
     VerifyReport {
         archive: archive.to_path_buf(),
@@ -265,7 +361,12 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
 }
 
 /// Verifies the archive, then compares `pack`'s current state for the snapshot's rules with it.
-pub fn verify_against(archive: &Path, pack: &Path, progress: &dyn Progress, cancel: &Cancel) -> Result<VerifyReport> {
+pub fn verify_against(
+    archive: &Path,
+    pack: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<VerifyReport> {
     let started = std::time::Instant::now();
     let contents = read_archive(archive, None, progress, cancel)?;
     let mut report = check_contents(archive, &contents);
@@ -274,7 +375,13 @@ pub fn verify_against(archive: &Path, pack: &Path, progress: &dyn Progress, canc
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     };
-    let manifest = Manifest::parse(&meta.manifest.text, Origin::File(PathBuf::from(format!("{}:snapshot.json", archive.display()))))?;
+    let manifest = Manifest::parse(
+        &meta.manifest.text,
+        Origin::File(PathBuf::from(format!(
+            "{}:snapshot.json",
+            archive.display()
+        ))),
+    )?;
     let pack = Pack::open(pack)?;
     let plan = Plan::build(
         pack,
@@ -285,12 +392,22 @@ pub fn verify_against(archive: &Path, pack: &Path, progress: &dyn Progress, canc
     )?;
     let current: BTreeMap<String, (&crate::plan::Entry, &str)> = plan
         .entries()
-        .filter_map(|e| Some((e.rel.to_str()?.to_string(), (e, plan.rules[e.rule].name.as_str()))))
+        .filter_map(|e| {
+            Some((
+                e.rel.to_str()?.to_string(),
+                (e, plan.rules[e.rule].name.as_str()),
+            ))
+        })
         .collect();
     let mut problems = Vec::new();
     for e in &index.entries {
         let Some((cur, _)) = current.get(&e.path) else {
-            problems.push(p(ProblemKind::Missing, &e.path, Some(&e.rule), "in the snapshot but not in the pack"));
+            problems.push(p(
+                ProblemKind::Missing,
+                &e.path,
+                Some(&e.rule),
+                "in the snapshot but not in the pack",
+            ));
             continue;
         };
         cancel.check()?;
@@ -305,11 +422,14 @@ pub fn verify_against(archive: &Path, pack: &Path, progress: &dyn Progress, canc
                     None
                 }
             }
-            (EntryKind::Symlink { target }, EntryType::Symlink) => {
-                (target.to_str() != e.link.as_deref()).then(|| format!("symlink points to {}", target.display()))
-            }
+            (EntryKind::Symlink { target }, EntryType::Symlink) => (target.to_str()
+                != e.link.as_deref())
+            .then(|| format!("symlink points to {}", target.display())),
             (EntryKind::Dir, EntryType::Dir) => None,
-            (k, t) => Some(format!("is a {} in the pack, a {t:?} in the snapshot", kind_name(k))),
+            (k, t) => Some(format!(
+                "is a {} in the pack, a {t:?} in the snapshot",
+                kind_name(k)
+            )),
         };
         if let Some(d) = diff {
             problems.push(p(ProblemKind::Changed, &e.path, Some(&e.rule), d));
@@ -318,11 +438,19 @@ pub fn verify_against(archive: &Path, pack: &Path, progress: &dyn Progress, canc
     let in_index: BTreeSet<&str> = index.entries.iter().map(|e| e.path.as_str()).collect();
     for (path, (_, rule)) in &current {
         if !in_index.contains(path.as_str()) {
-            problems.push(p(ProblemKind::Extra, path, Some(rule), "in the pack but not in the snapshot"));
+            problems.push(p(
+                ProblemKind::Extra,
+                path,
+                Some(rule),
+                "in the pack but not in the snapshot",
+            ));
         }
     }
     for r in report.rules.iter_mut() {
-        r.problems += problems.iter().filter(|x| x.rule.as_deref() == Some(r.name.as_str())).count() as u64;
+        r.problems += problems
+            .iter()
+            .filter(|x| x.rule.as_deref() == Some(r.name.as_str()))
+            .count() as u64;
     }
     report.problems.extend(problems);
     report.ok = report.problems.is_empty() && report.readable;

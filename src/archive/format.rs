@@ -113,7 +113,10 @@ pub struct CorruptRecord {
 /// One line of `sha256sum` output; GNU escapes names holding `\n` or `\\` with a leading `\`.
 pub fn sha256sum_line(hex: &str, name: &str) -> String {
     if name.contains('\n') || name.contains('\\') || name.contains('\r') {
-        let esc = name.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r");
+        let esc = name
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r");
         format!("\\{hex}  {esc}\n")
     } else {
         format!("{hex}  {name}\n")
@@ -133,7 +136,11 @@ pub fn parse_sha256sums(text: &str) -> Vec<Option<(String, String)>> {
             if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return None;
             }
-            let name = if escaped { unescape(name)? } else { name.to_string() };
+            let name = if escaped {
+                unescape(name)?
+            } else {
+                name.to_string()
+            };
             Some((hex.to_ascii_lowercase(), name))
         })
         .collect()
@@ -167,7 +174,11 @@ mod tests {
         for name in ["plain.txt", "new\nline", "back\\slash", "sp ace", "ünï"] {
             let line = sha256sum_line(&hex, name);
             let parsed = parse_sha256sums(&line);
-            assert_eq!(parsed, vec![Some((hex.clone(), name.to_string()))], "{name:?}");
+            assert_eq!(
+                parsed,
+                vec![Some((hex.clone(), name.to_string()))],
+                "{name:?}"
+            );
         }
         assert_eq!(parse_sha256sums("zz  x\n"), vec![None]);
     }

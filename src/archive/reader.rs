@@ -60,7 +60,13 @@ impl<R: Read> Read for HashReader<R> {
 /// Called for each data entry while it streams past; may read its content (the reader is
 /// hashed whatever the visitor does with it).
 pub trait Visitor {
-    fn entry(&mut self, path: &str, entry: &Seen, content: &mut dyn Read, link: Option<&Path>) -> Result<()>;
+    fn entry(
+        &mut self,
+        path: &str,
+        entry: &Seen,
+        content: &mut dyn Read,
+        link: Option<&Path>,
+    ) -> Result<()>;
 }
 
 /// Reads and hashes everything; `visitor` sees each data entry as it passes.
@@ -105,7 +111,8 @@ pub fn read_archive(
     let mut raw = dec.finish().into_inner();
     // Hash whatever trailing bytes the decoder did not need.
     if let Err(e) = io::copy(&mut raw, &mut io::sink()) {
-        out.stream_error.get_or_insert_with(|| format!("reading {}: {e}", path.display()));
+        out.stream_error
+            .get_or_insert_with(|| format!("reading {}: {e}", path.display()));
     }
     out.compressed_bytes = raw.count;
     out.archive_sha256 = Some(hex::encode(raw.hasher.finalize()));
@@ -120,15 +127,21 @@ fn read_entries<R: Read>(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<()> {
-    let stream = |e: io::Error| Error::corrupt(PathBuf::from("archive"), format!("corrupt or truncated stream: {e}"));
+    let stream = |e: io::Error| {
+        Error::corrupt(
+            PathBuf::from("archive"),
+            format!("corrupt or truncated stream: {e}"),
+        )
+    };
     let entries = ar.entries().map_err(stream)?;
     let mut buf = vec![0u8; 1 << 20];
     for entry in entries {
         cancel.check()?;
         let mut entry = entry.map_err(stream)?;
         let path_bytes = entry.path_bytes().into_owned();
-        let path = String::from_utf8(path_bytes)
-            .map_err(|_| Error::corrupt(PathBuf::from("archive"), "entry name is not valid UTF-8"))?;
+        let path = String::from_utf8(path_bytes).map_err(|_| {
+            Error::corrupt(PathBuf::from("archive"), "entry name is not valid UTF-8")
+        })?;
         let path = path.trim_end_matches('/').to_string();
         let h = entry.header();
         let et = h.entry_type();
@@ -145,7 +158,10 @@ fn read_entries<R: Read>(
                 _ => {}
             }
             if path == SNAPSHOT_JSON && out.meta.is_none() {
-                return Err(Error::corrupt(PathBuf::from(SNAPSHOT_JSON), "snapshot.json is not valid"));
+                return Err(Error::corrupt(
+                    PathBuf::from(SNAPSHOT_JSON),
+                    "snapshot.json is not valid",
+                ));
             }
             continue;
         }

@@ -73,41 +73,87 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-/// Reads exactly `size` bytes of a file (zero-padding if it shrank), feeding hasher and checker.
-struct SourceReader<'a> {
-    file: File,
-    remaining: u64,
+/// One regular file's content streamed into the archive: read in large blocks, each block fed
+/// to SHA-256, the integrity checker and the compressor. Zero-pads if the file shrank.
+struct FileCopy {
     hasher: Sha256,
     checker: Checker,
     short: bool,
-    cancel: &'a Cancel,
-    progress: &'a dyn Progress,
 }
 
-impl Read for SourceReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 {
-            return Ok(0);
-        }
-        if self.cancel.is_set() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
-        }
-        let want = (buf.len() as u64).min(self.remaining) as usize;
-        let n = if self.short { 0 } else { self.file.read(&mut buf[..want])? };
+const BLOCK: u64 = 512;
+const JOB_SIZE: u32 = 4 << 20;
+
+fn pad_to_block<W: Write>(w: &mut W, len: u64) -> io::Result<()> {
+    let rem = (BLOCK - len % BLOCK) % BLOCK;
+    w.write_all(&[0u8; BLOCK as usize][..rem as usize])
+}
+
+/// Writes `header` for `name`, preceded by a GNU long-name record when the name does not fit.
+fn write_header<W: Write>(w: &mut W, header: &mut tar::Header, name: &str) -> io::Result<()> {
+    if header.set_path(name).is_err() {
+        let bytes = name.as_bytes();
+        let mut long = tar::Header::new_gnu();
+        long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        long.set_mode(0o644);
+        long.set_mtime(0);
+        long.set_size(bytes.len() as u64 + 1);
+        long.set_entry_type(tar::EntryType::GNULongName);
+        long.set_cksum();
+        w.write_all(long.as_bytes())?;
+        w.write_all(bytes)?;
+        w.write_all(&[0])?;
+        pad_to_block(w, bytes.len() as u64 + 1)?;
+        let field = &mut header.as_old_mut().name;
+        let k = bytes.len().min(field.len());
+        field.fill(0);
+        field[..k].copy_from_slice(&bytes[..k]);
+    }
+    header.set_cksum();
+    w.write_all(header.as_bytes())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn copy_file<W: Write>(
+    w: &mut W,
+    file: &mut File,
+    size: u64,
+    check: Check,
+    buf: &mut [u8],
+    cancel: &Cancel,
+    progress: &dyn Progress,
+    abs: &Path,
+) -> Result<FileCopy> {
+    let mut fc = FileCopy {
+        hasher: Sha256::new(),
+        checker: Checker::new(check, size),
+        short: false,
+    };
+    let mut remaining = size;
+    while remaining > 0 {
+        cancel.check()?;
+        let want = (buf.len() as u64).min(remaining) as usize;
+        let n = if fc.short {
+            0
+        } else {
+            file.read(&mut buf[..want]).at(abs)?
+        };
         let n = if n == 0 {
             // The file shrank while being read: keep the tar well-formed, flag the entry.
-            self.short = true;
+            fc.short = true;
             buf[..want].fill(0);
             want
         } else {
             n
         };
-        self.hasher.update(&buf[..n]);
-        self.checker.update(&buf[..n]);
-        self.remaining -= n as u64;
-        self.progress.advance(n as u64);
-        Ok(n)
+        fc.hasher.update(&buf[..n]);
+        fc.checker.update(&buf[..n]);
+        w.write_all(&buf[..n]).map_err(|e| io_err(abs, e, cancel))?;
+        remaining -= n as u64;
+        progress.advance(n as u64);
     }
+    pad_to_block(w, size).map_err(|e| io_err(abs, e, cancel))?;
+    Ok(fc)
 }
 
 /// `<product>-<version>-<UTC time>.tar.zst`.
@@ -130,7 +176,12 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Writes the snapshot of `plan` to `opts.output`.
-pub fn write_snapshot(plan: &Plan, opts: &SnapshotOptions, progress: &dyn Progress, cancel: &Cancel) -> Result<SnapshotSummary> {
+pub fn write_snapshot(
+    plan: &Plan,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<SnapshotSummary> {
     if plan.liveness.running && !opts.allow_running {
         return Err(Error::Refused {
             path: plan.pack.root.clone(),
@@ -142,13 +193,18 @@ pub fn write_snapshot(plan: &Plan, opts: &SnapshotOptions, progress: &dyn Progre
     }
     let out = &opts.output;
     if fs::symlink_metadata(out).is_ok() {
-        return Err(Error::invalid(out, "already exists; refusing to overwrite an archive"));
+        return Err(Error::invalid(
+            out,
+            "already exists; refusing to overwrite an archive",
+        ));
     }
     let dir = fsutil::parent_of(out);
     let tmp = tempfile::Builder::new()
         .prefix(&format!(
             ".{}.",
-            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            out.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         ))
         .suffix(".tmp")
         .permissions(fs::Permissions::from_mode(0o600))
@@ -164,11 +220,13 @@ pub fn write_snapshot(plan: &Plan, opts: &SnapshotOptions, progress: &dyn Progre
         count: 0,
     };
     let result = write_body(plan, opts, sink, progress, cancel);
-    let (sink, stats) = match result {
-        Ok(x) => x,
-        Err(e) => return Err(e), // guard removes the temp file
-    };
-    let HashWriter { inner, hasher, count } = sink;
+    // On error `guard` is dropped, which removes the temp file.
+    let (sink, stats) = result?;
+    let HashWriter {
+        inner,
+        hasher,
+        count,
+    } = sink;
     let file = inner.into_inner().map_err(|e| e.into_error()).at(out)?;
     file.sync_all().at(out)?;
     drop(file);
@@ -177,7 +235,10 @@ pub fn write_snapshot(plan: &Plan, opts: &SnapshotOptions, progress: &dyn Progre
     fs::rename(&tmp_path, out).at(out)?;
     guard.disarm();
     let sidecar = sidecar_path(out);
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let side_res = fsutil::write_atomic(&sidecar, sha256sum_line(&digest, &name).as_bytes(), 0o600);
     if let Err(e) = side_res {
         // No half-made pair: an archive without its sidecar is removed with the error.
@@ -190,7 +251,10 @@ pub fn write_snapshot(plan: &Plan, opts: &SnapshotOptions, progress: &dyn Progre
     if opts.allow_running && plan.liveness.running {
         warnings.insert(
             0,
-            format!("taken while the pack was in use (--allow-running): {}", plan.liveness.summary()),
+            format!(
+                "taken while the pack was in use (--allow-running): {}",
+                plan.liveness.summary()
+            ),
         );
     }
     let id = &plan.pack.identity;
@@ -206,7 +270,11 @@ pub fn write_snapshot(plan: &Plan, opts: &SnapshotOptions, progress: &dyn Progre
         symlinks: stats.symlinks,
         bytes_in: stats.bytes_in,
         bytes_out: count,
-        ratio: if count > 0 { stats.bytes_in as f64 / count as f64 } else { 0.0 },
+        ratio: if count > 0 {
+            stats.bytes_in as f64 / count as f64
+        } else {
+            0.0
+        },
         seconds,
         mib_per_s: stats.bytes_in as f64 / (1 << 20) as f64 / seconds.max(1e-9),
         allow_running: opts.allow_running && plan.liveness.running,
@@ -318,8 +386,12 @@ fn meta_header(size: u64) -> tar::Header {
 }
 
 fn path_str(rel: &Path) -> Result<&str> {
-    rel.to_str()
-        .ok_or_else(|| Error::invalid(rel, "file name is not valid UTF-8; carryover cannot index it"))
+    rel.to_str().ok_or_else(|| {
+        Error::invalid(
+            rel,
+            "file name is not valid UTF-8; carryover cannot index it",
+        )
+    })
 }
 
 fn io_err(path: &Path, e: io::Error, cancel: &Cancel) -> Error {
@@ -343,21 +415,29 @@ fn write_body<W: Write>(
     let out = &opts.output;
     let mut enc = zstd::stream::Encoder::new(sink, opts.level).at(out)?;
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1)
     } else {
         opts.threads
     };
     enc.include_checksum(true).at(out)?;
-    if threads > 1 {
-        enc.multithread(threads).at(out)?;
-    }
+    // Compression runs in worker threads even with one worker, so reading and hashing in this
+    // thread overlap with it. Smaller jobs keep memory flat (about 100 MiB at 2 workers).
+    enc.multithread(threads.max(1)).at(out)?;
+    enc.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))
+        .at(out)?;
     let mut tar = tar::Builder::new(enc);
     tar.mode(tar::HeaderMode::Complete);
 
     let meta = snapshot_meta(plan, opts.allow_running);
     let meta_bytes = serde_json::to_vec_pretty(&meta).expect("serialisable");
-    tar.append_data(&mut meta_header(meta_bytes.len() as u64), SNAPSHOT_JSON, &meta_bytes[..])
-        .at(out)?;
+    tar.append_data(
+        &mut meta_header(meta_bytes.len() as u64),
+        SNAPSHOT_JSON,
+        &meta_bytes[..],
+    )
+    .at(out)?;
 
     let total: u64 = plan.entries().map(|e| e.size()).sum();
     progress.begin(total, plan.entries().count() as u64);
@@ -368,6 +448,7 @@ fn write_body<W: Write>(
     };
     let mut sums = String::new();
     let root = &plan.pack.root;
+    let mut buf = vec![0u8; 1 << 20];
     for entry in plan.entries() {
         cancel.check()?;
         let rel = &entry.rel;
@@ -383,7 +464,8 @@ fn write_body<W: Write>(
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_size(0);
                 header.set_mtime(meta.mtime().max(0) as u64);
-                tar.append_data(&mut header, format!("{name}/"), io::empty()).at(out)?;
+                tar.append_data(&mut header, format!("{name}/"), io::empty())
+                    .at(out)?;
                 stats.dirs += 1;
                 index.entries.push(IndexEntry {
                     path: name.to_string(),
@@ -434,18 +516,19 @@ fn write_body<W: Write>(
                     "h2" => Check::MvStore,
                     _ => Check::None,
                 };
-                let mut src = SourceReader {
-                    file,
-                    remaining: size,
-                    hasher: Sha256::new(),
-                    checker: Checker::new(check, size),
-                    short: false,
+                let mut file = file;
+                write_header(tar.get_mut(), &mut header, name).at(out)?;
+                let src = copy_file(
+                    tar.get_mut(),
+                    &mut file,
+                    size,
+                    check,
+                    &mut buf,
                     cancel,
                     progress,
-                };
-                tar.append_data(&mut header, name, &mut src)
-                    .map_err(|e| io_err(&abs, e, cancel))?;
-                let after = src.file.metadata().at(&abs)?;
+                    &abs,
+                )?;
+                let after = file.metadata().at(&abs)?;
                 let changed = src.short
                     || after.len() != size
                     || after.mtime() != before.mtime()
@@ -454,9 +537,10 @@ fn write_body<W: Write>(
                     if !opts.allow_running {
                         return Err(Error::Invalid {
                             path: abs,
-                            message: "changed while it was read (size or mtime); is a server running? \
+                            message:
+                                "changed while it was read (size or mtime); is a server running? \
                                       stop it, or take the snapshot with --allow-running"
-                                .into(),
+                                    .into(),
                         });
                     }
                     stats.changed.push(name.to_string());
@@ -499,10 +583,18 @@ fn write_body<W: Write>(
     index.changed_while_reading = stats.changed.clone();
     index.corrupt = stats.corrupt.clone();
     let index_bytes = serde_json::to_vec_pretty(&index).expect("serialisable");
-    tar.append_data(&mut meta_header(index_bytes.len() as u64), INDEX_JSON, &index_bytes[..])
-        .at(out)?;
-    tar.append_data(&mut meta_header(sums.len() as u64), SHA256SUMS, sums.as_bytes())
-        .at(out)?;
+    tar.append_data(
+        &mut meta_header(index_bytes.len() as u64),
+        INDEX_JSON,
+        &index_bytes[..],
+    )
+    .at(out)?;
+    tar.append_data(
+        &mut meta_header(sums.len() as u64),
+        SHA256SUMS,
+        sums.as_bytes(),
+    )
+    .at(out)?;
     let enc = tar.into_inner().at(out)?;
     let sink = enc.finish().at(out)?;
     progress.finish();

@@ -24,7 +24,11 @@ pub fn list(global: &Global, _args: ListArgs) -> anyhow::Result<Outcome> {
     } else {
         let mut s = String::new();
         for r in &rows {
-            let _ = writeln!(s, "{:<5} {:<10} {}  {}  {}", r.id, r.kind, r.time, r.subject, r.summary);
+            let _ = writeln!(
+                s,
+                "{:<5} {:<10} {}  {}  {}",
+                r.id, r.kind, r.time, r.subject, r.summary
+            );
         }
         if rows.is_empty() {
             s.push_str("the catalog is empty\n");
@@ -42,7 +46,10 @@ pub fn show(global: &Global, args: ShowArgs) -> anyhow::Result<Outcome> {
     if global.json {
         output::json(&rec)?;
     } else {
-        let mut s = format!("{} {} {}\n{}\n{}\n", rec.id, rec.kind, rec.time, rec.subject, rec.summary);
+        let mut s = format!(
+            "{} {} {}\n{}\n{}\n",
+            rec.id, rec.kind, rec.time, rec.subject, rec.summary
+        );
         if let Some(d) = &rec.detail {
             s.push_str(&serde_json::to_string_pretty(d)?);
             s.push('\n');

@@ -28,12 +28,16 @@ pub fn text(s: &str) {
 
 /// Prints an error as one line (or one JSON object with --json) on stderr.
 pub fn error(json: bool, err: &anyhow::Error, code: u8) {
-    let msg = err
-        .chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ");
+    // carryover's errors already name their cause; other errors get their chain.
+    let msg = if err.downcast_ref::<carryover::Error>().is_some() {
+        err.to_string()
+    } else {
+        err.chain()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+    .replace('\n', " ");
     if json {
         let doc = serde_json::json!({ "error": msg, "exit_code": code });
         eprintln!("{doc}");

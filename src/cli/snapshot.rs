@@ -36,7 +36,9 @@ pub struct SnapshotArgs {
 
 pub fn run(global: &Global, args: SnapshotArgs) -> anyhow::Result<Outcome> {
     let plan = plan_for(&args.pack, args.manifest.as_deref())?;
-    let output = args.output.unwrap_or_else(|| PathBuf::from(default_name(&plan)));
+    let output = args
+        .output
+        .unwrap_or_else(|| PathBuf::from(default_name(&plan)));
     let opts = SnapshotOptions {
         output,
         level: args.level,
@@ -67,9 +69,20 @@ pub fn run(global: &Global, args: SnapshotArgs) -> anyhow::Result<Outcome> {
 }
 
 fn render(s: &SnapshotSummary, id: Option<&str>) -> String {
-    let warn = if s.allow_running { "WARNING (taken while running) " } else { "" };
+    let warn = if s.allow_running {
+        "WARNING (taken while running) "
+    } else {
+        ""
+    };
     let mut out = String::new();
-    let _ = writeln!(out, "{warn}snapshot {} ({} {}, manifest {})", s.archive.display(), s.product, s.version, s.manifest);
+    let _ = writeln!(
+        out,
+        "{warn}snapshot {} ({} {}, manifest {})",
+        s.archive.display(),
+        s.product,
+        s.version,
+        s.manifest
+    );
     let _ = writeln!(
         out,
         "{warn}files {}, dirs {}, symlinks {}; {} in, {} out, ratio {:.2}; {:.2} s, {:.0} MiB/s",
@@ -82,7 +95,12 @@ fn render(s: &SnapshotSummary, id: Option<&str>) -> String {
         s.seconds,
         s.mib_per_s
     );
-    let _ = writeln!(out, "{warn}sha256 {} (sidecar {})", s.archive_sha256, s.sidecar.display());
+    let _ = writeln!(
+        out,
+        "{warn}sha256 {} (sidecar {})",
+        s.archive_sha256,
+        s.sidecar.display()
+    );
     if let Some(id) = id {
         let _ = writeln!(out, "{warn}catalog id {id}");
     }

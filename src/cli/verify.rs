@@ -29,7 +29,9 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
         None => verify::verify_archive(&args.snapshot, &bar, &cancel)?,
         Some(pack) => verify::verify_against(&args.snapshot, pack, &bar, &cancel)?,
     };
-    if let Err(e) = Catalog::open(&catalog::default_path(global.catalog.as_deref())).and_then(|c| c.record_verify(&report)) {
+    if let Err(e) = Catalog::open(&catalog::default_path(global.catalog.as_deref()))
+        .and_then(|c| c.record_verify(&report))
+    {
         eprintln!("carryover: warning: {e}");
     }
     if let Some(j) = &args.junit {
@@ -62,12 +64,23 @@ fn render(r: &VerifyReport, verbose: bool) -> String {
     );
     if verbose || !r.ok {
         for rule in &r.rules {
-            let _ = writeln!(s, "  rule {:<24} {:>7} checked {:>5} problem(s)", rule.name, rule.checked, rule.problems);
+            let _ = writeln!(
+                s,
+                "  rule {:<24} {:>7} checked {:>5} problem(s)",
+                rule.name, rule.checked, rule.problems
+            );
         }
     }
     for p in &r.problems {
-        let kind = serde_json::to_value(p.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let rule = p.rule.as_deref().map(|r| format!(" [{r}]")).unwrap_or_default();
+        let kind = serde_json::to_value(p.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let rule = p
+            .rule
+            .as_deref()
+            .map(|r| format!(" [{r}]"))
+            .unwrap_or_default();
         let _ = writeln!(s, "  {kind}: {}{rule}: {}", p.path, p.detail);
     }
     for w in &r.warnings {
@@ -91,13 +104,20 @@ fn junit(r: &VerifyReport) -> String {
     let mut tests = 0;
     let mut case = |name: &str, probs: Vec<&verify::Problem>| {
         tests += 1;
-        let _ = write!(cases, "    <testcase classname=\"carryover.verify\" name=\"{}\">", xml_escape(name));
+        let _ = write!(
+            cases,
+            "    <testcase classname=\"carryover.verify\" name=\"{}\">",
+            xml_escape(name)
+        );
         if !probs.is_empty() {
             cases.push('\n');
         }
         for p in &probs {
             failures += 1;
-            let kind = serde_json::to_value(p.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let kind = serde_json::to_value(p.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             let _ = writeln!(
                 cases,
                 "      <failure type=\"{kind}\" message=\"{}: {}\">{}</failure>",
@@ -106,11 +126,21 @@ fn junit(r: &VerifyReport) -> String {
                 xml_escape(&p.path)
             );
         }
-        let _ = writeln!(cases, "{}</testcase>", if probs.is_empty() { "" } else { "    " });
+        let _ = writeln!(
+            cases,
+            "{}</testcase>",
+            if probs.is_empty() { "" } else { "    " }
+        );
     };
-    case("archive", r.problems.iter().filter(|p| p.rule.is_none()).collect());
+    case(
+        "archive",
+        r.problems.iter().filter(|p| p.rule.is_none()).collect(),
+    );
     for rule in &r.rules {
-        case(&format!("rule {}", rule.name), r.problem_paths_for_rule(&rule.name).collect());
+        case(
+            &format!("rule {}", rule.name),
+            r.problem_paths_for_rule(&rule.name).collect(),
+        );
     }
     let name = xml_escape(&r.archive.display().to_string());
     format!(

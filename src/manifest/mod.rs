@@ -318,16 +318,28 @@ impl Manifest {
                     };
                     RuleKind::Config { path, format }
                 }
-                other => return Err(at(
-                    r.kind.span(),
-                    format!(
+                other => {
+                    return Err(at(
+                        r.kind.span(),
+                        format!(
                         "unknown kind {other:?}; expected dir, file, glob, h2, lucene or config"
                     ),
-                )),
+                    ))
+                }
             };
-            if r.format.is_some() && !matches!(kind, RuleKind::Config { .. }) {
-                let f = r.format.as_ref().expect("checked is_some");
+            if let Some(f) = r
+                .format
+                .as_ref()
+                .filter(|_| !matches!(kind, RuleKind::Config { .. }))
+            {
                 return Err(at(f.span(), "`format` applies to config rules only".into()));
+            }
+            if let Some(d) = r
+                .database
+                .as_ref()
+                .filter(|_| !matches!(kind, RuleKind::H2 { .. }))
+            {
+                return Err(at(d.span(), "`database` applies to h2 rules only".into()));
             }
             if r.include.is_some() && !matches!(kind, RuleKind::Glob { .. }) {
                 return Err(at(
@@ -436,7 +448,8 @@ impl Manifest {
     pub fn covers(&self, product: &str, version: &Version) -> bool {
         self.product == product
             && version >= &self.min_version
-            && self.below_version.as_ref().is_none_or(|b| version < b)
+            // map_or, not is_none_or: the MSRV is 1.80
+            && self.below_version.as_ref().map_or(true, |b| version < b)
     }
 
     pub fn rule(&self, name: &str) -> Option<&Rule> {

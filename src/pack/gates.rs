@@ -180,7 +180,7 @@ fn process_runs_pack(pid: i32, root: &Path) -> PidState {
         return PidState::Gone;
     };
     let canon = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let wanted: Vec<String> = [root.to_path_buf(), canon]
+    let wanted: Vec<String> = [root.to_path_buf(), canon.clone()]
         .iter()
         .map(|p| {
             format!(
@@ -192,7 +192,19 @@ fn process_runs_pack(pid: i32, root: &Path) -> PidState {
     let runs = cmdline.split(|&b| b == 0).any(|arg| {
         let arg = String::from_utf8_lossy(arg);
         let arg = arg.trim_end_matches('/');
-        wanted.iter().any(|w| arg == w)
+        if wanted.iter().any(|w| arg == w) {
+            return true;
+        }
+        // The start scripts set CARBON_HOME with a logical `pwd`, so a server started through a
+        // symlink names the link: resolve it (relative to the process's cwd) before comparing.
+        let Some(home) = arg.strip_prefix("-Dcarbon.home=").filter(|h| !h.is_empty()) else {
+            return false;
+        };
+        let home = match fs::read_link(format!("/proc/{pid}/cwd")) {
+            Ok(cwd) => cwd.join(home),
+            Err(_) => PathBuf::from(home),
+        };
+        home.is_absolute() && fs::canonicalize(&home).is_ok_and(|h| h == canon)
     });
     if runs {
         PidState::RunsPack

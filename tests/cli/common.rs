@@ -245,9 +245,7 @@ pub struct Spawned {
 
 impl Spawned {
     pub fn new(cmd: &mut std::process::Command) -> Spawned {
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         Spawned { child }
     }
 
@@ -278,9 +276,16 @@ pub struct HeldDb {
 impl HeldDb {
     /// Opens `db_base` (the path without `.mv.db`) and waits for `READY <pid>`.
     pub fn start(db_base: &Path) -> HeldDb {
+        HeldDb::start_with(db_base, "")
+    }
+
+    /// Like [`HeldDb::start`], with extra `;KEY=VALUE` URL options (e.g. `;AUTO_SERVER=TRUE`,
+    /// as API Manager opens WSO2AM_DB).
+    pub fn start_with(db_base: &Path, url_options: &str) -> HeldDb {
         let mut proc = Spawned::new(
             std::process::Command::new(engines().join("hold-h2-db.sh"))
                 .arg(db_base)
+                .env("H2_URL_OPTIONS", url_options)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit()),

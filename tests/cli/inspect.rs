@@ -63,7 +63,10 @@ fn check_line(line: Line) {
         doc["manifest_origin"],
         format!("built-in {}.toml", line.manifest)
     );
-    assert_eq!(doc["pack"]["engines"]["h2"]["version"], line.h2_engine, "{v}");
+    assert_eq!(
+        doc["pack"]["engines"]["h2"]["version"], line.h2_engine,
+        "{v}"
+    );
     assert_eq!(doc["lucene_major"], line.lucene_major, "{v}");
 
     for &(db, declared) in line.dbs {
@@ -125,7 +128,10 @@ fn check_line(line: Line) {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains(line.manifest), "{v}:\n{text}");
-    assert!(text.contains(&format!("WSO2 API Manager (wso2am) {v}")), "{text}");
+    assert!(
+        text.contains(&format!("WSO2 API Manager (wso2am) {v}")),
+        "{text}"
+    );
     assert!(text.contains("not running"), "{text}");
 }
 
@@ -208,7 +214,10 @@ fn example_pack_baseline() {
     let env = TestEnv::new();
     let pack = env.copy_example("wso2am-4.2.0-old");
     let doc = env.inspect_json(&pack);
-    assert_eq!(doc["pack"]["root"], fs::canonicalize(&pack).unwrap().to_str().unwrap());
+    assert_eq!(
+        doc["pack"]["root"],
+        fs::canonicalize(&pack).unwrap().to_str().unwrap()
+    );
     assert_eq!(doc["pack"]["update_level"], 5);
     assert_eq!(doc["manifest"], "wso2am-4.1-4.2");
     for (db, declared) in [
@@ -227,10 +236,7 @@ fn example_pack_baseline() {
         );
         assert_eq!(r["h2"]["opened_by_pack_engine"], true, "{db}");
         assert_eq!(
-            r["h2"]["resolved_from"]
-                .as_str()
-                .unwrap()
-                .starts_with(TOML),
+            r["h2"]["resolved_from"].as_str().unwrap().starts_with(TOML),
             declared,
             "{db}"
         );
@@ -298,14 +304,8 @@ fn h2_samples_formats() {
         let file = format!("repository/database/{}", copied[0]);
         assert_eq!(r["status"], "found", "{dir}: {r}");
         assert_eq!(r["path"], file.as_str(), "{dir}");
-        assert_eq!(
-            r["h2"]["resolved_from"]
-                .as_str()
-                .unwrap()
-                .starts_with("default location"),
-            true,
-            "{dir}"
-        );
+        let from = r["h2"]["resolved_from"].as_str().unwrap();
+        assert!(from.starts_with("default location"), "{dir}: {from}");
         assert_eq!(r["h2"]["format"], format, "{dir}");
         assert_eq!(r["h2"]["opened_by_pack_engine"], opened, "{dir}");
         assert_eq!(r["h2"]["unclean"], unclean, "{dir}");
@@ -314,7 +314,10 @@ fn h2_samples_formats() {
         assert_eq!(mismatch.is_some(), !opened, "{dir}: {}", doc["warnings"]);
         if let Some(w) = mismatch {
             let msg = w["message"].as_str().unwrap();
-            assert!(msg.contains(&file) && msg.contains("2.1.210"), "{dir}: {msg}");
+            assert!(
+                msg.contains(&file) && msg.contains("2.1.210"),
+                "{dir}: {msg}"
+            );
         }
         let unclean_w = warning(&doc, "h2-unclean");
         assert_eq!(unclean_w.is_some(), unclean, "{dir}: {}", doc["warnings"]);
@@ -422,7 +425,11 @@ fn pid_file_of_a_live_server_on_this_pack() {
     // a live process that does not run this pack: still stale
     let other = Spawned::new(
         std::process::Command::new("python3")
-            .args(["-c", "import time; time.sleep(30)", "-Dcarbon.home=/elsewhere"])
+            .args([
+                "-c",
+                "import time; time.sleep(30)",
+                "-Dcarbon.home=/elsewhere",
+            ])
             .stdin(Stdio::null()),
     );
     fs::write(pack.join("wso2carbon.pid"), format!("{}\n", other.pid())).unwrap();
@@ -452,6 +459,65 @@ fn pid_file_of_a_live_server_on_this_pack() {
         doc["liveness"]["evidence"],
         json!([{"kind": "live-server", "pid": server.pid(), "pid_file": "wso2carbon.pid"}])
     );
+}
+
+/// The start scripts compute CARBON_HOME with a logical `pwd`, so a server started through a
+/// symlink (`/opt/wso2am -> /opt/wso2am-4.2.0`) has `-Dcarbon.home=/opt/wso2am`.
+#[test]
+fn pid_file_of_a_server_started_through_a_symlink() {
+    let env = TestEnv::new();
+    let pack = env.copy_example("wso2am-4.2.0-old");
+    let link = env.path().join("wso2am");
+    std::os::unix::fs::symlink(&pack, &link).unwrap();
+    let server = Spawned::new(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import time; time.sleep(30)")
+            .arg(format!("-Dcarbon.home={}/", link.display()))
+            .stdin(Stdio::null()),
+    );
+    fs::write(pack.join("wso2carbon.pid"), format!("{}\n", server.pid())).unwrap();
+    for path in [&pack, &link] {
+        let doc = env.inspect_json(path);
+        assert_eq!(doc["liveness"]["running"], true, "{}", doc["liveness"]);
+        assert_eq!(evidence(&doc, "live-server").len(), 1);
+    }
+}
+
+/// How API Manager opens WSO2AM_DB (`AUTO_SERVER=TRUE`): H2 writes a `.lock.db` (method file,
+/// with the server address) and still holds the OS lock on the `.mv.db`.
+#[test]
+fn running_h2_engine_in_auto_server_mode_holds_the_pack() {
+    let env = TestEnv::new();
+    let pack = env.copy_example("wso2am-4.2.0-old");
+    let held = HeldDb::start_with(
+        &pack.join("repository/database/WSO2AM_DB"),
+        ";AUTO_SERVER=TRUE",
+    );
+    let doc = env.inspect_json(&pack);
+    assert_eq!(doc["liveness"]["running"], true, "{}", doc["liveness"]);
+    assert!(
+        evidence(&doc, "lock-held")
+            .iter()
+            .any(|e| e["path"] == "repository/database/WSO2AM_DB.mv.db" && e["pid"] == held.pid),
+        "{}",
+        doc["liveness"]
+    );
+    let fresh = evidence(&doc, "fresh-lock-db");
+    assert_eq!(fresh.len(), 1, "{}", doc["liveness"]);
+    assert_eq!(fresh[0]["path"], "repository/database/WSO2AM_DB.lock.db");
+    let am = &h2_rule(&doc, "WSO2AM_DB")["h2"];
+    assert_eq!(
+        am["side_files"],
+        json!(["repository/database/WSO2AM_DB.lock.db"])
+    );
+    // a lock file alone is not an unclean shutdown
+    assert_eq!(am["unclean"], false);
+
+    held.release();
+    assert!(!pack.join("repository/database/WSO2AM_DB.lock.db").exists());
+    let doc = env.inspect_json(&pack);
+    assert_eq!(doc["liveness"]["running"], false, "{}", doc["liveness"]);
 }
 
 #[test]
@@ -503,7 +569,10 @@ fn empty_dir_is_not_a_pack() {
     assert!(out.stdout.is_empty());
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["exit_code"], 1);
-    assert!(err["error"].as_str().unwrap().contains("updates/product.txt"));
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("updates/product.txt"));
 }
 
 #[test]
@@ -642,7 +711,11 @@ fn database_outside_the_pack_is_external() {
         "{msg}"
     );
     // external is not "missing": no required-missing warning for it
-    assert!(warning(&doc, "required-missing").is_none(), "{}", doc["warnings"]);
+    assert!(
+        warning(&doc, "required-missing").is_none(),
+        "{}",
+        doc["warnings"]
+    );
 }
 
 #[test]

@@ -47,7 +47,10 @@ fn unknown_key_in_a_rule() {
         1,
     );
     assert!(e.contains("unknown field `colour`"), "{e}");
-    assert!(e.contains("expected one of"), "the known keys are listed: {e}");
+    assert!(
+        e.contains("expected one of"),
+        "the known keys are listed: {e}"
+    );
 }
 
 #[test]
@@ -68,7 +71,10 @@ fn wrong_type() {
         10,
         12,
     );
-    assert!(e.contains("invalid type: string \"yes\", expected a boolean"), "{e}");
+    assert!(
+        e.contains("invalid type: string \"yes\", expected a boolean"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -153,7 +159,28 @@ fn two_rules_claim_nested_paths() {
         14,
         8,
     );
-    assert!(e.contains("rules \"child\" and \"parent\" both claim"), "{e}");
+    assert!(
+        e.contains("rules \"child\" and \"parent\" both claim"),
+        "{e}"
+    );
+}
+
+/// Nesting is by path component: `repository/data` and `repository/database` do not overlap.
+#[test]
+fn sibling_paths_sharing_a_prefix_are_accepted() {
+    let env = TestEnv::new();
+    let pack = env.copy_example("wso2am-4.2.0-old");
+    let m = env.path().join("ok.toml");
+    write(
+        &m,
+        &rule(
+            "name = \"data\"\nkind = \"dir\"\npath = \"repository/data\"\n\n\
+             [[rule]]\nname = \"readme\"\nkind = \"file\"\npath = \"repository/database/README.txt\"\n",
+        ),
+    );
+    let doc = env.inspect_json_with(&pack, &["--manifest", m.to_str().unwrap()]);
+    assert_eq!(doc["manifest"], "bad");
+    assert_eq!(doc["rules"][1]["status"], "found");
 }
 
 #[test]
@@ -191,13 +218,18 @@ fn travels_with_names_no_rule() {
         10,
         16,
     );
-    assert!(e.contains("travels_with names no rule: \"carbon-db\""), "{e}");
+    assert!(
+        e.contains("travels_with names no rule: \"carbon-db\""),
+        "{e}"
+    );
 }
 
 #[test]
 fn travels_with_itself() {
     let e = refused(
-        &rule("name = \"solr\"\nkind = \"lucene\"\npath = \"solr/data\"\ntravels_with = \"solr\"\n"),
+        &rule(
+            "name = \"solr\"\nkind = \"lucene\"\npath = \"solr/data\"\ntravels_with = \"solr\"\n",
+        ),
         10,
         16,
     );
@@ -231,7 +263,9 @@ fn merge_on_a_dir_rule() {
 #[test]
 fn unknown_strategy() {
     let e = refused(
-        &rule("name = \"a\"\nkind = \"dir\"\npath = \"repository/data\"\nstrategy = \"overwrite\"\n"),
+        &rule(
+            "name = \"a\"\nkind = \"dir\"\npath = \"repository/data\"\nstrategy = \"overwrite\"\n",
+        ),
         10,
         12,
     );
@@ -246,6 +280,39 @@ fn format_on_a_non_config_rule() {
         10,
     );
     assert!(e.contains("`format` applies to config rules only"), "{e}");
+}
+
+#[test]
+fn database_on_a_non_h2_rule() {
+    let e = refused(
+        &rule(
+            "name = \"a\"\nkind = \"dir\"\npath = \"repository/data\"\ndatabase = \"WSO2AM_DB\"\n",
+        ),
+        10,
+        12,
+    );
+    assert!(e.contains("`database` applies to h2 rules only"), "{e}");
+}
+
+#[test]
+fn include_on_a_non_glob_rule() {
+    // reported at the rule's kind
+    let e = refused(
+        &rule("name = \"a\"\nkind = \"dir\"\npath = \"repository/data\"\ninclude = [\"*.xml\"]\n"),
+        8,
+        8,
+    );
+    assert!(e.contains("`include` applies to glob rules only"), "{e}");
+}
+
+#[test]
+fn h2_rule_with_a_path() {
+    let e = refused(
+        &rule("name = \"a\"\nkind = \"h2\"\ndatabase = \"WSO2AM_DB\"\npath = \"repository/database\"\n"),
+        10,
+        8,
+    );
+    assert!(e.contains("an h2 rule takes `database`, not `path`"), "{e}");
 }
 
 #[test]
@@ -269,7 +336,10 @@ fn parent_of_shipped_content_is_refused() {
         9,
         8,
     );
-    assert!(e.contains("shipped content (repository/components/plugins)"), "{e}");
+    assert!(
+        e.contains("shipped content (repository/components/plugins)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -280,7 +350,11 @@ fn path_leaving_the_pack() {
         8,
     );
     assert!(e.contains("must be relative to the pack root"), "{e}");
-    let e = refused(&rule("name = \"a\"\nkind = \"file\"\npath = \"/etc/passwd\"\n"), 9, 8);
+    let e = refused(
+        &rule("name = \"a\"\nkind = \"file\"\npath = \"/etc/passwd\"\n"),
+        9,
+        8,
+    );
     assert!(e.contains("must be relative to the pack root"), "{e}");
 }
 
@@ -310,7 +384,11 @@ fn h2_database_must_be_a_bare_name() {
 
 #[test]
 fn bad_rule_name() {
-    let e = refused(&rule("name = \"a b\"\nkind = \"dir\"\npath = \"x\"\n"), 7, 8);
+    let e = refused(
+        &rule("name = \"a b\"\nkind = \"dir\"\npath = \"x\"\n"),
+        7,
+        8,
+    );
     assert!(e.contains("must be non-empty [A-Za-z0-9_-]"), "{e}");
 }
 
@@ -368,4 +446,37 @@ fn every_builtin_manifest_parses() {
             "wso2is-5.10+",
         ]
     );
+}
+
+/// The example in manifests/README.md is a valid manifest.
+#[test]
+fn readme_example_parses() {
+    let readme = fs::read_to_string(repo().join("manifests/README.md")).unwrap();
+    let example = readme
+        .split_once("## Example")
+        .and_then(|(_, rest)| rest.split_once("```toml\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(toml, _)| toml)
+        .expect("manifests/README.md has a ```toml block under ## Example");
+    let env = TestEnv::new();
+    let pack = env.copy_example("wso2am-4.2.0-old");
+    let m = env.path().join("acme.toml");
+    write(&m, example);
+    let doc = env.inspect_json_with(&pack, &["--manifest", m.to_str().unwrap()]);
+    assert_eq!(doc["manifest"], "acme-wso2am-4.2");
+    assert!(
+        doc["manifest_reason"]
+            .as_str()
+            .unwrap()
+            .contains("covers wso2am"),
+        "{}",
+        doc["manifest_reason"]
+    );
+    let ks = doc["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "keystores")
+        .unwrap();
+    assert_eq!(ks["status"], "found");
 }
