@@ -41,32 +41,105 @@ pub struct ArchiveContents {
     pub compressed_bytes: u64,
 }
 
-/// A reader that hashes the raw (compressed) bytes it passes on.
-struct HashReader<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
+/// Work for the hashing thread: decompression stays on the reading thread, every SHA-256
+/// (of the compressed file and of each entry) runs on this one, so the two overlap.
+enum HashMsg {
+    Raw(Vec<u8>),
+    Data(Vec<u8>),
+    End(String),
 }
 
-impl<R: Read> Read for HashReader<R> {
+/// The hashing thread's results.
+#[derive(Default)]
+struct Hashed {
+    raw: Option<String>,
+    raw_count: u64,
+    entries: Vec<(String, String)>,
+}
+
+/// Sends buffers to the hasher and gets them back for reuse.
+struct HashPipe {
+    tx: std::sync::mpsc::SyncSender<HashMsg>,
+    /// Compressed bytes go to their own thread: three hashing/decoding threads balance two
+    /// cores better than two.
+    raw_tx: std::sync::mpsc::SyncSender<HashMsg>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl HashPipe {
+    fn buffer(&self) -> Vec<u8> {
+        let mut v = self
+            .back
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        v.clear();
+        v
+    }
+    fn send(&self, m: HashMsg) {
+        // The hashers only stop when the pipe closes; a send error means one panicked, and
+        // join() reports that.
+        let _ = match m {
+            HashMsg::Raw(_) => self.raw_tx.send(m),
+            _ => self.tx.send(m),
+        };
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+fn hasher_thread(
+    rx: std::sync::mpsc::Receiver<HashMsg>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
+) -> Hashed {
+    let mut raw = Sha256::new();
+    let mut raw_count = 0u64;
+    let mut cur = Sha256::new();
+    let mut out = Hashed::default();
+    for m in rx {
+        match m {
+            HashMsg::Raw(b) => {
+                raw.update(&b);
+                raw_count += b.len() as u64;
+                let _ = back.try_send(b);
+            }
+            HashMsg::Data(b) => {
+                cur.update(&b);
+                let _ = back.try_send(b);
+            }
+            HashMsg::End(path) => {
+                let h = std::mem::replace(&mut cur, Sha256::new());
+                out.entries.push((path, hex::encode(h.finalize())));
+            }
+        }
+    }
+    out.raw = Some(hex::encode(raw.finalize()));
+    out.raw_count = raw_count;
+    out
+}
+
+/// Passes the compressed bytes on and ships a copy of each read to the hasher.
+struct RawTee<'a> {
+    inner: File,
+    pipe: &'a HashPipe,
+}
+
+impl Read for RawTee<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
+        if n > 0 {
+            let mut v = self.pipe.buffer();
+            v.extend_from_slice(&buf[..n]);
+            self.pipe.send(HashMsg::Raw(v));
+        }
         Ok(n)
     }
 }
 
-/// Called for each data entry while it streams past; may read its content (the reader is
-/// hashed whatever the visitor does with it).
+/// Receives each data entry as it streams past. Content arrives in order through `data`.
 pub trait Visitor {
-    fn entry(
-        &mut self,
-        path: &str,
-        entry: &Seen,
-        content: &mut dyn Read,
-        link: Option<&Path>,
-    ) -> Result<()>;
+    fn begin(&mut self, path: &str, entry: &Seen) -> Result<()>;
+    fn data(&mut self, bytes: &[u8]) -> Result<()>;
+    fn end(&mut self) -> Result<()>;
 }
 
 /// Reads and hashes everything; `visitor` sees each data entry as it passes.
@@ -79,22 +152,59 @@ pub fn read_archive(
     let file = File::open(path).at(path)?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     progress.begin(total, 0);
-    let raw = HashReader {
-        inner: file,
-        hasher: Sha256::new(),
-        count: 0,
+    let (tx, rx) = std::sync::mpsc::sync_channel::<HashMsg>(32);
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<HashMsg>(32);
+    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(80);
+    let raw_back = back_tx.clone();
+    let pipe = HashPipe {
+        tx,
+        raw_tx,
+        back: back_rx,
     };
     let mut out = ArchiveContents::default();
-    let mut dec = match zstd::stream::Decoder::with_buffer(BufReader::with_capacity(1 << 20, raw)) {
+    let (walk, hashed, raw) = std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || hasher_thread(rx, back_tx));
+        let raw_hasher = scope.spawn(move || hasher_thread(raw_rx, raw_back));
+        let walk = decode(file, &pipe, &mut out, &mut visitor, progress, cancel, path);
+        drop(pipe);
+        (walk, hasher.join(), raw_hasher.join())
+    });
+    let failed = |_| Error::invalid(path, "hashing thread failed");
+    let hashed = hashed.map_err(failed)?;
+    let raw = raw.map_err(failed)?;
+    walk?;
+    let sums: std::collections::HashMap<String, String> = hashed.entries.into_iter().collect();
+    for (p, seen) in out.seen.iter_mut() {
+        if seen.kind == EntryType::File {
+            seen.sha256 = sums.get(p).cloned();
+        }
+    }
+    out.compressed_bytes = raw.raw_count;
+    out.archive_sha256 = raw.raw;
+    progress.finish();
+    Ok(out)
+}
+
+fn decode(
+    file: File,
+    pipe: &HashPipe,
+    out: &mut ArchiveContents,
+    visitor: &mut Option<&mut dyn Visitor>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+    path: &Path,
+) -> Result<()> {
+    let raw = RawTee { inner: file, pipe };
+    let mut dec = match zstd::stream::Decoder::with_buffer(BufReader::with_capacity(CHUNK, raw)) {
         Ok(d) => d,
         Err(e) => {
             out.stream_error = Some(format!("not a zstd stream: {e}"));
-            return Ok(out);
+            return Ok(());
         }
     };
     let walk = {
         let mut ar = tar::Archive::new(&mut dec);
-        read_entries(&mut ar, &mut out, &mut visitor, progress, cancel)
+        read_entries(&mut ar, out, visitor, pipe, progress, cancel)
     };
     match walk {
         Ok(()) => {}
@@ -108,22 +218,20 @@ pub fn read_archive(
             out.stream_error = Some(format!("compressed stream: {e}"));
         }
     }
-    let mut raw = dec.finish().into_inner();
+    let mut raw = dec.finish();
     // Hash whatever trailing bytes the decoder did not need.
     if let Err(e) = io::copy(&mut raw, &mut io::sink()) {
         out.stream_error
             .get_or_insert_with(|| format!("reading {}: {e}", path.display()));
     }
-    out.compressed_bytes = raw.count;
-    out.archive_sha256 = Some(hex::encode(raw.hasher.finalize()));
-    progress.finish();
-    Ok(out)
+    Ok(())
 }
 
 fn read_entries<R: Read>(
     ar: &mut tar::Archive<R>,
     out: &mut ArchiveContents,
     visitor: &mut Option<&mut dyn Visitor>,
+    pipe: &HashPipe,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<()> {
@@ -134,7 +242,6 @@ fn read_entries<R: Read>(
         )
     };
     let entries = ar.entries().map_err(stream)?;
-    let mut buf = vec![0u8; 1 << 20];
     for entry in entries {
         cancel.check()?;
         let mut entry = entry.map_err(stream)?;
@@ -181,7 +288,7 @@ fn read_entries<R: Read>(
                 format!("{path}: archive entry of unsupported type {et:?} (carryover writes files, dirs and symlinks only)"),
             ));
         };
-        let mut seen = Seen {
+        let seen = Seen {
             kind,
             size: if kind == EntryType::File { size } else { 0 },
             mode,
@@ -189,46 +296,42 @@ fn read_entries<R: Read>(
             sha256: None,
             link,
         };
+        if let Some(v) = visitor.as_deref_mut() {
+            v.begin(&path, &seen)?;
+        }
         if kind == EntryType::File {
-            let mut hr = EntryHasher {
-                inner: &mut entry,
-                hasher: Sha256::new(),
-                progress,
-            };
-            if let Some(v) = visitor.as_deref_mut() {
-                let s = seen.clone();
-                v.entry(&path, &s, &mut hr, None)?;
-            }
-            // Whatever the visitor left unread is hashed here.
-            loop {
-                let n = hr.read(&mut buf).map_err(stream)?;
+            let mut remaining = size;
+            while remaining > 0 {
+                let mut buf = pipe.buffer();
+                // read_to_end fills spare capacity without zeroing it first.
+                let want = remaining.min(CHUNK as u64);
+                buf.reserve(want as usize);
+                let n = (&mut entry)
+                    .take(want)
+                    .read_to_end(&mut buf)
+                    .map_err(stream)?;
                 if n == 0 {
-                    break;
+                    return Err(stream(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "entry ends early",
+                    )));
                 }
+                remaining -= n as u64;
+                buf.truncate(n);
+                if let Some(v) = visitor.as_deref_mut() {
+                    v.data(&buf)?;
+                }
+                progress.advance(n as u64);
+                pipe.send(HashMsg::Data(buf));
             }
-            seen.sha256 = Some(hex::encode(hr.hasher.finalize()));
-        } else if let Some(v) = visitor.as_deref_mut() {
-            let l = seen.link.clone().map(PathBuf::from);
-            v.entry(&path, &seen.clone(), &mut io::empty(), l.as_deref())?;
+            pipe.send(HashMsg::End(path.clone()));
+        }
+        if let Some(v) = visitor.as_deref_mut() {
+            v.end()?;
         }
         if out.seen.insert(path.clone(), seen).is_some() {
             out.duplicates.push(path);
         }
     }
     Ok(())
-}
-
-struct EntryHasher<'a, R> {
-    inner: &'a mut R,
-    hasher: Sha256,
-    progress: &'a dyn Progress,
-}
-
-impl<R: Read> Read for EntryHasher<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
 }
