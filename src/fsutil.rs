@@ -43,3 +43,14 @@ pub fn set_mtime(path: &Path, mtime: i64) -> Result<()> {
     let t = filetime::FileTime::from_unix_time(mtime, 0);
     filetime::set_symlink_file_times(path, t, t).at(path)
 }
+
+/// Flushes the whole filesystem holding `path` (one call instead of an fsync per staged file).
+pub fn syncfs(path: &Path) -> Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let f = File::open(path).at(path)?;
+    // SAFETY: a valid open fd.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error()).at(path);
+    }
+    Ok(())
+}

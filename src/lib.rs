@@ -19,4 +19,5 @@ pub mod catalog;
 pub mod fsutil;
 pub mod integrity;
 pub mod report;
+pub mod transplant;
 pub mod verify;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Receives progress events from long operations.
-pub trait Progress {
+pub trait Progress: Sync {
     fn begin(&self, _total_bytes: u64, _total_files: u64) {}
     fn advance(&self, _bytes: u64) {}
     fn file_done(&self) {}

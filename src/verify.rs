@@ -126,7 +126,9 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
             "absent or unreadable",
         ));
     }
-    let readable = c.meta.is_some() || !c.seen.is_empty();
+    // A damaged zstd stream is a finding (exit 5) even when its first block is the damaged one;
+    // only a file that is not zstd, or ends before anything could be read, is unreadable.
+    let readable = c.meta.is_some() || !c.seen.is_empty() || c.damaged;
     let empty: Vec<IndexEntry> = Vec::new();
     let index_entries = c.index.as_ref().map(|i| &i.entries).unwrap_or(&empty);
     if c.index.is_none() {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -23,6 +23,8 @@ pub struct Seen {
     pub mtime: i64,
     pub sha256: Option<String>,
     pub link: Option<String>,
+    pub uid: u64,
+    pub gid: u64,
 }
 
 /// The archive's contents as read, plus stream-level problems.
@@ -36,6 +38,10 @@ pub struct ArchiveContents {
     pub duplicates: Vec<String>,
     /// The stream could not be read to its end: corrupt or truncated (first error).
     pub stream_error: Option<String>,
+    /// The file is a zstd stream that failed an integrity check (a damaged block, the frame
+    /// checksum, a garbled tar record) rather than one that ends early or is not zstd at all:
+    /// a finding about the archive even when nothing could be read from it.
+    pub damaged: bool,
     /// SHA-256 of the archive file's bytes (None if reading stopped early).
     pub archive_sha256: Option<String>,
     pub compressed_bytes: u64,
@@ -86,6 +92,9 @@ impl HashPipe {
 }
 
 const CHUNK: usize = 1 << 20;
+
+/// The zstd frame magic number, little-endian on disk.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 fn hasher_thread(
     rx: std::sync::mpsc::Receiver<HashMsg>,
@@ -194,6 +203,12 @@ fn decode(
     cancel: &Cancel,
     path: &Path,
 ) -> Result<()> {
+    let mut file = file;
+    let mut magic = [0u8; 4];
+    let is_zstd = file.read_exact(&mut magic).is_ok() && magic == ZSTD_MAGIC;
+    file.seek(SeekFrom::Start(0)).at(path)?;
+    // Set when the stream ended early (truncation), as opposed to failing a check.
+    let eof = std::cell::Cell::new(false);
     let raw = RawTee { inner: file, pipe };
     let mut dec = match zstd::stream::Decoder::with_buffer(BufReader::with_capacity(CHUNK, raw)) {
         Ok(d) => d,
@@ -204,7 +219,7 @@ fn decode(
     };
     let walk = {
         let mut ar = tar::Archive::new(&mut dec);
-        read_entries(&mut ar, out, visitor, pipe, progress, cancel)
+        read_entries(&mut ar, out, visitor, pipe, progress, cancel, &eof)
     };
     match walk {
         Ok(()) => {}
@@ -215,9 +230,11 @@ fn decode(
     if out.stream_error.is_none() {
         // Drain: the zstd frame checksum is only verified at the end of the frame.
         if let Err(e) = io::copy(&mut dec, &mut io::sink()) {
+            eof.set(e.kind() == io::ErrorKind::UnexpectedEof);
             out.stream_error = Some(format!("compressed stream: {e}"));
         }
     }
+    out.damaged = is_zstd && out.stream_error.is_some() && !eof.get();
     let mut raw = dec.finish();
     // Hash whatever trailing bytes the decoder did not need.
     if let Err(e) = io::copy(&mut raw, &mut io::sink()) {
@@ -234,8 +251,12 @@ fn read_entries<R: Read>(
     pipe: &HashPipe,
     progress: &dyn Progress,
     cancel: &Cancel,
+    eof: &std::cell::Cell<bool>,
 ) -> Result<()> {
     let stream = |e: io::Error| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            eof.set(true);
+        }
         Error::corrupt(
             PathBuf::from("archive"),
             format!("corrupt or truncated stream: {e}"),
@@ -295,6 +316,8 @@ fn read_entries<R: Read>(
             mtime,
             sha256: None,
             link,
+            uid: h.uid().unwrap_or(0),
+            gid: h.gid().unwrap_or(0),
         };
         if let Some(v) = visitor.as_deref_mut() {
             v.begin(&path, &seen)?;

@@ -35,6 +35,15 @@ pub fn plan_for(
     manifest: Option<&std::path::Path>,
 ) -> carryover::Result<Plan> {
     let pack = Pack::open(pack)?;
+    // The next carryover command on a pack repairs an interrupted transplant first.
+    if let Some(rec) = carryover::transplant::recover_if_pending(&pack.root)? {
+        eprintln!(
+            "carryover: recovered {}: rolled back {:?}, finished reverts {:?}",
+            pack.root.display(),
+            rec.rolled_back,
+            rec.reverts_finished
+        );
+    }
     let sel = manifest::select(
         &pack.root,
         &pack.identity.product,

@@ -5,6 +5,7 @@ mod history;
 mod inspect;
 mod output;
 mod snapshot;
+mod transplant;
 mod verify;
 
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Prove an archive intact, or a pack identical to an archive (exit 5 on mismatches).
     Verify(verify::VerifyArgs),
+    /// Carry the old pack's state (archive or directory) into a new pack: staged, journaled,
+    /// verified, revertible.
+    Transplant(transplant::TransplantArgs),
     /// List snapshots, verifications and transplants recorded in the catalog.
     List(history::ListArgs),
     /// Show one catalog record in full.
@@ -60,7 +64,6 @@ pub enum Command {
 /// What a command achieved, mapped to an exit code.
 pub enum Outcome {
     Ok,
-    #[allow(dead_code)]
     Code(u8),
 }
 
@@ -82,6 +85,7 @@ pub fn run() -> ExitCode {
         Command::Inspect(a) => inspect::run(&cli.global, a),
         Command::Snapshot(a) => snapshot::run(&cli.global, a),
         Command::Verify(a) => verify::run(&cli.global, a),
+        Command::Transplant(a) => transplant::run(&cli.global, a),
         Command::List(a) => history::list(&cli.global, a),
         Command::Show(a) => history::show(&cli.global, a),
     };

@@ -1,0 +1,352 @@
+//! `transplant`: the old pack's state (from a snapshot archive or the old pack's directory)
+//! carried into a fresh updated pack. Gates and decisions first, then stage, journal, swap,
+//! verify, commit; revertible; recoverable after a crash at any step.
+
+pub mod decide;
+pub mod journal;
+pub mod lock;
+pub mod stage;
+pub mod txn;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use decide::{Action, Decision, RuleDecision};
+pub use lock::PackLock;
+pub use txn::Recovery;
+
+use crate::archive::format::{SnapshotMeta, SNAPSHOT_JSON};
+use crate::archive::{read_archive, writer::snapshot_meta};
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::{self, Manifest, Origin, Selection};
+use crate::pack::Pack;
+use crate::plan::Plan;
+use crate::report::{Cancel, Progress};
+use journal::Record;
+use txn::{Txn, TxnPlan};
+
+#[derive(Debug, Clone)]
+pub struct TransplantOptions {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub dry_run: bool,
+    pub skip_db: Vec<String>,
+    /// Manifest for an old-pack source (default: the built-in for its line).
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TransplantReport {
+    pub source: PathBuf,
+    pub source_kind: &'static str,
+    pub target: PathBuf,
+    pub product: String,
+    pub from_version: String,
+    pub to_version: String,
+    pub dry_run: bool,
+    pub txn: Option<String>,
+    pub result: &'static str,
+    pub rules: Vec<RuleDecision>,
+    pub advice: Vec<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Recovery>,
+}
+
+/// Reads only `.carryover/snapshot.json`, the archive's first entry.
+pub fn read_meta(archive: &Path) -> Result<SnapshotMeta> {
+    let f = File::open(archive).at(archive)?;
+    let dec = zstd::stream::Decoder::new(f)
+        .map_err(|e| Error::corrupt(archive, format!("not a zstd stream: {e}")))?;
+    let mut ar = tar::Archive::new(dec);
+    let bad = |m: String| Error::corrupt(archive, m);
+    let mut entries = ar
+        .entries()
+        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
+    let mut first = entries
+        .next()
+        .ok_or_else(|| bad("empty archive".into()))?
+        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
+    let path = first.path_bytes().into_owned();
+    if path != SNAPSHOT_JSON.as_bytes() {
+        return Err(bad(format!(
+            "first entry is not {SNAPSHOT_JSON}: not a carryover snapshot"
+        )));
+    }
+    let mut data = Vec::new();
+    first
+        .read_to_end(&mut data)
+        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
+    serde_json::from_slice(&data).map_err(|e| bad(format!("{SNAPSHOT_JSON}: {e}")))
+}
+
+/// Opens and plans a pack for writing: lock, recover interrupted transactions, detect, gate.
+pub fn open_target(path: &Path) -> Result<(PackLock, Recovery, Pack)> {
+    let pack = Pack::open(path)?;
+    let lock = PackLock::acquire(&pack.root)?;
+    let rec = txn::recover(&pack.root)?;
+    Ok((lock, rec, pack))
+}
+
+fn plan_pack(pack: Pack, manifest: Option<&Path>) -> Result<Plan> {
+    let sel = manifest::select(
+        &pack.root,
+        &pack.identity.product,
+        &pack.identity.version,
+        manifest,
+    )?;
+    Plan::build(pack, sel)
+}
+
+fn refuse_running(plan: &Plan, what: &str) -> Result<()> {
+    if plan.liveness.running {
+        return Err(Error::Refused {
+            path: plan.pack.root.clone(),
+            reason: format!(
+                "the {what} is in use: {}; stop its server first",
+                plan.liveness.summary()
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub fn transplant(
+    opts: &TransplantOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<TransplantReport> {
+    let started = Instant::now();
+    let (_lock, recovered, target) = open_target(&opts.target)?;
+    // Gates, all before the first write.
+    let target_manifest = manifest::select(
+        &target.root,
+        &target.identity.product,
+        &target.identity.version,
+        None,
+    )
+    .map(|s| s.manifest)
+    .ok();
+    let target_plan = match target_manifest {
+        Some(m) => Plan::build(
+            target,
+            Selection {
+                manifest: m,
+                reason: String::new(),
+            },
+        )?,
+        None => plan_pack(target, opts.manifest.as_deref())?,
+    };
+    refuse_running(&target_plan, "new pack")?;
+    let target = target_plan.pack.clone();
+    let source_meta = std::fs::symlink_metadata(&opts.source).at(&opts.source)?;
+    let (meta, source_plan, source_kind) = if source_meta.is_dir() {
+        let sp = plan_pack(Pack::open(&opts.source)?, opts.manifest.as_deref())?;
+        refuse_running(&sp, "old pack")?;
+        if sp.pack.root == target.root {
+            return Err(Error::invalid(
+                &opts.source,
+                "source and new pack are the same directory",
+            ));
+        }
+        (snapshot_meta(&sp, false), Some(sp), "pack")
+    } else {
+        (read_meta(&opts.source)?, None, "archive")
+    };
+    // The recorded manifest must still validate: it decides what the archive's paths mean.
+    Manifest::parse(
+        &meta.manifest.text,
+        Origin::File(opts.source.join(SNAPSHOT_JSON)),
+    )?;
+    let decision = decide::decide(&meta, &target, &opts.skip_db)?;
+    let carried: Vec<&RuleDecision> = decision.rules.iter().filter(|d| d.carried()).collect();
+    let mut report = TransplantReport {
+        source: opts.source.clone(),
+        source_kind,
+        target: target.root.clone(),
+        product: meta.product.clone(),
+        from_version: meta.version.clone(),
+        to_version: target.identity.version.to_string(),
+        dry_run: opts.dry_run,
+        txn: None,
+        result: "planned",
+        files: carried.iter().map(|d| d.files).sum(),
+        bytes: carried.iter().map(|d| d.bytes).sum(),
+        rules: decision.rules.clone(),
+        advice: decision.advice.clone(),
+        seconds: 0.0,
+        recovered: (!recovered.is_empty()).then_some(recovered),
+    };
+    if opts.dry_run {
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+
+    let mut txn = Txn::begin(&target.root, &opts.source.to_string_lossy())?;
+    report.txn = Some(txn.id());
+    txn::failpoint("after-begin");
+    let result = run(
+        &mut txn,
+        &opts.source,
+        source_plan.as_ref(),
+        &decision,
+        progress,
+        cancel,
+    );
+    match result {
+        Ok(()) => {
+            // Only the newest committed transaction stays revertible.
+            for old in txn::list_txns(&target.root) {
+                if old != txn.dir {
+                    txn::remove_txn_dir(&old);
+                }
+            }
+            report.result = "committed";
+            report.seconds = started.elapsed().as_secs_f64();
+            Ok(report)
+        }
+        Err(e) => {
+            // Put the pack back as it was; the original error is what the user needs.
+            if let Err(rb) = txn::rollback(&target.root, &txn.dir) {
+                return Err(Error::invalid(
+                    &target.root,
+                    format!("{e}; and rolling back failed: {rb}; run `carryover transplant --recover {}`", target.root.display()),
+                ));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run(
+    txn: &mut Txn,
+    source: &Path,
+    source_plan: Option<&Plan>,
+    decision: &Decision,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<()> {
+    let stage = txn.stage_dir();
+    let staged = match source_plan {
+        Some(sp) => stage::stage_from_pack(sp, &decision.rules, &stage, progress, cancel)?,
+        None => {
+            let mut stager = stage::ArchiveStager::new(stage.clone(), &decision.rules, source);
+            let contents = read_archive(source, Some(&mut stager), progress, cancel)?;
+            let report = crate::verify::check_contents(source, &contents);
+            // A missing sidecar is not a reason to refuse; anything else in the archive is.
+            if !report.ok {
+                let first = report
+                    .problems
+                    .iter()
+                    .take(3)
+                    .map(|p| format!("{}: {}", p.path, p.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(Error::invalid(
+                    source,
+                    format!(
+                        "the archive failed verification ({} problem(s): {first}); nothing was changed",
+                        report.problems.len()
+                    ),
+                ));
+            }
+            let mut state = stager.state;
+            state.finish_dirs()?;
+            let mut staged = state.staged;
+            let at: std::collections::HashMap<String, usize> = staged
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.dst.clone(), i))
+                .collect();
+            let router = stage::Router::new(&decision.rules);
+            for (path, seen) in &contents.seen {
+                if let Some(i) = router
+                    .route(path)
+                    .and_then(|(_, dst)| at.get(&dst).copied())
+                {
+                    staged[i].sha256 = seen.sha256.clone();
+                }
+            }
+            staged
+        }
+    };
+    cancel.check()?;
+    crate::fsutil::syncfs(&stage)?;
+    txn.journal.log(&Record::Staged)?;
+    txn::failpoint("after-stage");
+    let units = txn::units(&decision.rules, &staged);
+    let plan = TxnPlan {
+        id: txn.id(),
+        source: source.to_string_lossy().into_owned(),
+        parents: txn::parents_of(&txn.pack, &units),
+        units,
+        staged,
+        decisions: decision.rules.clone(),
+    };
+    txn::write_plan(&txn.dir, &plan)?;
+    cancel.check()?;
+    txn::swap(txn, &plan)?;
+    let problems = txn::verify_target(&txn.pack, &plan.staged)?;
+    if !problems.is_empty() {
+        return Err(Error::invalid(
+            &txn.pack,
+            format!(
+                "the pack does not match the source after the swap: {}",
+                problems.join("; ")
+            ),
+        ));
+    }
+    txn::failpoint("after-verify");
+    txn.journal.log(&Record::Committed)?;
+    txn::failpoint("after-commit");
+    let _ = std::fs::remove_dir_all(stage);
+    Ok(())
+}
+
+/// `transplant --revert`: the pack back to its state before the last transplant.
+pub fn revert(target: &Path) -> Result<String> {
+    let (_lock, _rec, pack) = open_target(target)?;
+    let committed: Vec<PathBuf> = txn::list_txns(&pack.root)
+        .into_iter()
+        .filter(|d| txn::state_of(d) == txn::TxnState::Committed)
+        .collect();
+    let Some(dir) = committed.last() else {
+        return Err(Error::invalid(
+            &pack.root,
+            "no transplant to revert (none committed, or already reverted)",
+        ));
+    };
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    txn::revert(&pack.root, dir)?;
+    Ok(id)
+}
+
+/// `transplant --recover`: finish or undo whatever a crash interrupted.
+pub fn recover(target: &Path) -> Result<Recovery> {
+    let (_lock, rec, _pack) = open_target(target)?;
+    Ok(rec)
+}
+
+/// Recovery before a read-only command, only when something is pending (it takes the lock).
+pub fn recover_if_pending(pack_root: &Path) -> Result<Option<Recovery>> {
+    let pending = txn::list_txns(pack_root).iter().any(|d| {
+        matches!(
+            txn::state_of(d),
+            txn::TxnState::Pending | txn::TxnState::Reverting
+        )
+    });
+    if !pending {
+        return Ok(None);
+    }
+    let _lock = PackLock::acquire(pack_root)?;
+    Ok(Some(txn::recover(pack_root)?))
+}
