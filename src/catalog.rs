@@ -171,6 +171,27 @@ impl Catalog {
         Ok(format!("t{}", self.conn.last_insert_rowid()))
     }
 
+    /// The newest baseline snapshot of `product` `version` whose archive still exists.
+    pub fn baseline(&self, product: &str, version: &str) -> Result<Option<PathBuf>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT archive FROM snapshots WHERE product = ?1 AND version = ?2
+                 AND json_extract(detail, '$.baseline') = 1 ORDER BY id DESC",
+            )
+            .map_err(|e| err(&self.path, e))?;
+        let rows = st
+            .query_map(params![product, version], |r| r.get::<_, String>(0))
+            .map_err(|e| err(&self.path, e))?;
+        for r in rows {
+            let p = PathBuf::from(r.map_err(|e| err(&self.path, e))?);
+            if p.is_file() {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+
     /// Every record, oldest first.
     pub fn list(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();

@@ -64,6 +64,9 @@ pub enum Error {
     /// Conflicts await resolution with `--continue`.
     #[error("{path}: {count} conflict(s) await resolution; resolve and run `carryover transplant --continue`")]
     Conflicts { path: PathBuf, count: usize },
+    /// `--continue` cannot proceed: a `.final` is missing or does not parse.
+    #[error("{path}: conflicts not resolved: {problems}")]
+    Unresolved { path: PathBuf, problems: String },
     /// The catalog database failed.
     #[error("catalog {path}: {message}")]
     Catalog { path: PathBuf, message: String },
@@ -77,7 +80,7 @@ impl Error {
         match self {
             Error::Refused { .. } => exit::REFUSED,
             Error::Mismatch { .. } => exit::MISMATCH,
-            Error::Conflicts { .. } => exit::CONFLICTS,
+            Error::Conflicts { .. } | Error::Unresolved { .. } => exit::CONFLICTS,
             _ => exit::ERROR,
         }
     }

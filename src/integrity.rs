@@ -120,14 +120,19 @@ impl Checker {
                 None
             }
             Check::MvStore => {
-                let blocks: Vec<&[u8]> = self.head.chunks(MV_BLOCK).collect();
-                let headers: Vec<MvHeader> =
-                    blocks.iter().filter_map(|b| MvHeader::parse(b)).collect();
+                // Per header block: sound or not. A block that starts like an MVStore header but
+                // does not parse (a garbled field or checksum) is as damaged as a bad checksum.
+                let headers: Vec<bool> = self
+                    .head
+                    .chunks(MV_BLOCK)
+                    .filter(|b| b.starts_with(b"H:2,"))
+                    .map(|b| MvHeader::parse(b).is_some_and(|h| h.checksum_ok != Some(false)))
+                    .collect();
                 if headers.is_empty() {
                     return None; // not an MVStore file (encrypted or PageStore): not judged
                 }
                 // H2 survives one damaged header block; both damaged means it cannot open the file.
-                if headers.iter().all(|h| h.checksum_ok == Some(false)) {
+                if !headers.iter().any(|ok| *ok) {
                     return Some("MVStore file header fletcher checksum mismatch".into());
                 }
                 None
@@ -200,5 +205,12 @@ mod tests {
         );
         bad[MV_BLOCK + 20] ^= 1;
         assert!(run(Check::MvStore, &bad, 1000).is_some());
+        // a checksum field that no longer parses counts as a damaged header
+        let mut garbled = file.clone();
+        let at = h.windows(9).position(|w| w == b"fletcher:").unwrap() + 9;
+        garbled[at] = b'%';
+        assert_eq!(run(Check::MvStore, &garbled, 1000), None, "one block left");
+        garbled[MV_BLOCK + at] = b'%';
+        assert!(run(Check::MvStore, &garbled, 1000).is_some());
     }
 }

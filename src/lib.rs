@@ -18,6 +18,7 @@ pub mod archive;
 pub mod catalog;
 pub mod fsutil;
 pub mod integrity;
+pub mod merge;
 pub mod report;
 pub mod transplant;
 pub mod verify;

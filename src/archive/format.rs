@@ -37,6 +37,9 @@ pub struct SnapshotMeta {
     /// Taken with --allow-running: the evidence that a server was running.
     pub allow_running: bool,
     pub running_evidence: Vec<String>,
+    /// A baseline: the pristine pack right after install, the base for config merges.
+    #[serde(default)]
+    pub baseline: bool,
     pub warnings: Vec<String>,
 }
 

@@ -29,6 +29,7 @@ pub struct SnapshotOptions {
     pub threads: u32,
     pub allow_running: bool,
     pub allow_corrupt: bool,
+    pub baseline: bool,
 }
 
 /// What a snapshot wrote.
@@ -49,6 +50,7 @@ pub struct SnapshotSummary {
     pub seconds: f64,
     pub mib_per_s: f64,
     pub allow_running: bool,
+    pub baseline: bool,
     pub changed_while_reading: Vec<String>,
     pub corrupt: Vec<CorruptRecord>,
     pub warnings: Vec<String>,
@@ -93,17 +95,7 @@ fn pad_to_block<W: Write>(w: &mut W, len: u64) -> io::Result<()> {
 fn write_header<W: Write>(w: &mut W, header: &mut tar::Header, name: &str) -> io::Result<()> {
     if header.set_path(name).is_err() {
         let bytes = name.as_bytes();
-        let mut long = tar::Header::new_gnu();
-        long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
-        long.set_mode(0o644);
-        long.set_mtime(0);
-        long.set_size(bytes.len() as u64 + 1);
-        long.set_entry_type(tar::EntryType::GNULongName);
-        long.set_cksum();
-        w.write_all(long.as_bytes())?;
-        w.write_all(bytes)?;
-        w.write_all(&[0])?;
-        pad_to_block(w, bytes.len() as u64 + 1)?;
+        write_long_record(w, tar::EntryType::GNULongName, bytes)?;
         let field = &mut header.as_old_mut().name;
         let k = bytes.len().min(field.len());
         field.fill(0);
@@ -111,6 +103,36 @@ fn write_header<W: Write>(w: &mut W, header: &mut tar::Header, name: &str) -> io
     }
     header.set_cksum();
     w.write_all(header.as_bytes())
+}
+
+/// A GNU `././@LongLink` record carrying a name (`L`) or a link target (`K`) too long for the
+/// header that follows it.
+fn write_long_record<W: Write>(w: &mut W, kind: tar::EntryType, bytes: &[u8]) -> io::Result<()> {
+    let mut long = tar::Header::new_gnu();
+    long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    long.set_mode(0o644);
+    long.set_mtime(0);
+    long.set_size(bytes.len() as u64 + 1);
+    long.set_entry_type(kind);
+    long.set_cksum();
+    w.write_all(long.as_bytes())?;
+    w.write_all(bytes)?;
+    w.write_all(&[0])?;
+    pad_to_block(w, bytes.len() as u64 + 1)
+}
+
+/// Sets a symlink's target byte for byte (tar's `append_link` would normalise `a//b`, `x/./y`
+/// and `/`), preceded by a GNU long-link record when it does not fit the header.
+fn set_link_target<W: Write>(w: &mut W, header: &mut tar::Header, link: &str) -> io::Result<()> {
+    let bytes = link.as_bytes();
+    if header.set_link_name_literal(bytes).is_err() {
+        write_long_record(w, tar::EntryType::GNULongLink, bytes)?;
+        let field = &mut header.as_old_mut().linkname;
+        let k = bytes.len().min(field.len());
+        field.fill(0);
+        field[..k].copy_from_slice(&bytes[..k]);
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -278,6 +300,7 @@ pub fn write_snapshot(
         seconds,
         mib_per_s: stats.bytes_in as f64 / (1 << 20) as f64 / seconds.max(1e-9),
         allow_running: opts.allow_running && plan.liveness.running,
+        baseline: opts.baseline,
         changed_while_reading: stats.changed,
         corrupt: stats.corrupt,
         warnings,
@@ -373,6 +396,7 @@ pub(crate) fn snapshot_meta(plan: &Plan, allow_running: bool) -> SnapshotMeta {
             .map(|e| e.to_string())
             .collect(),
         warnings: plan.warnings.iter().map(|w| w.message.clone()).collect(),
+        baseline: false,
     }
 }
 
@@ -430,7 +454,8 @@ fn write_body<W: Write>(
     let mut tar = tar::Builder::new(enc);
     tar.mode(tar::HeaderMode::Complete);
 
-    let meta = snapshot_meta(plan, opts.allow_running);
+    let mut meta = snapshot_meta(plan, opts.allow_running);
+    meta.baseline = opts.baseline;
     let meta_bytes = serde_json::to_vec_pretty(&meta).expect("serialisable");
     tar.append_data(
         &mut meta_header(meta_bytes.len() as u64),
@@ -485,11 +510,12 @@ fn write_body<W: Write>(
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_size(0);
                 header.set_mtime(meta.mtime().max(0) as u64);
-                tar.append_link(&mut header, name, target).at(out)?;
-                stats.symlinks += 1;
                 let link = target
                     .to_str()
                     .ok_or_else(|| Error::invalid(&abs, "symlink target is not valid UTF-8"))?;
+                set_link_target(tar.get_mut(), &mut header, link).at(out)?;
+                write_header(tar.get_mut(), &mut header, name).at(out)?;
+                stats.symlinks += 1;
                 index.entries.push(IndexEntry {
                     path: name.to_string(),
                     kind: EntryType::Symlink,

@@ -32,6 +32,10 @@ pub struct SnapshotArgs {
     /// Record damaged index/database files instead of failing.
     #[arg(long)]
     pub allow_corrupt: bool,
+    /// Mark this snapshot as the pristine baseline of its version (take it right after
+    /// install): transplant uses it as the base of three-way config merges.
+    #[arg(long)]
+    pub baseline: bool,
 }
 
 pub fn run(global: &Global, args: SnapshotArgs) -> anyhow::Result<Outcome> {
@@ -45,6 +49,7 @@ pub fn run(global: &Global, args: SnapshotArgs) -> anyhow::Result<Outcome> {
         threads: args.threads,
         allow_running: args.allow_running,
         allow_corrupt: args.allow_corrupt,
+        baseline: args.baseline,
     };
     let cancel = output::cancel_on_signals();
     let bar = output::Bar::new(output::progress(global, 0, "snapshot"));

@@ -11,7 +11,7 @@ use super::output;
 use super::{Global, Outcome};
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("mode").args(["revert", "recover"]).multiple(false))]
+#[command(group = clap::ArgGroup::new("mode").args(["revert", "recover", "continue_"]).multiple(false))]
 pub struct TransplantArgs {
     /// SOURCE (a snapshot archive or the old pack's directory) and NEW_PACK; only NEW_PACK with
     /// --revert or --recover.
@@ -32,6 +32,13 @@ pub struct TransplantArgs {
     /// Finish or undo a transplant interrupted by a crash.
     #[arg(long)]
     pub recover: bool,
+    /// After resolving conflicts (write each FILE.final): install them and commit.
+    #[arg(long = "continue")]
+    pub continue_: bool,
+    /// Pristine base for three-way config merges: an unpacked pack of the old version, its
+    /// distribution .zip, or a baseline snapshot (default: the catalog's baseline snapshot).
+    #[arg(long, value_name = "PATH")]
+    pub base: Option<PathBuf>,
 }
 
 fn usage(msg: &str) -> ! {
@@ -42,10 +49,38 @@ fn usage(msg: &str) -> ! {
 
 pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
     let cat = || Catalog::open(&catalog::default_path(global.catalog.as_deref()));
-    if args.revert || args.recover {
+    if args.revert || args.recover || args.continue_ {
         let [target] = args.paths.as_slice() else {
-            usage("--revert and --recover take only NEW_PACK");
+            usage("--revert, --recover and --continue take only NEW_PACK");
         };
+        if args.continue_ {
+            let resolved = transplant::continue_txn(target)?;
+            let _ = cat().and_then(|c| {
+                c.record_transplant(
+                    target,
+                    target,
+                    "committed",
+                    &serde_json::json!({ "continued": resolved }),
+                )
+            });
+            if global.json {
+                output::json(
+                    &serde_json::json!({ "result": "committed", "resolved": resolved, "target": target }),
+                )?;
+            } else if !global.quiet {
+                let mut s = String::new();
+                for r in &resolved {
+                    let _ = writeln!(s, "installed {r} from {r}.final");
+                }
+                let _ = writeln!(
+                    s,
+                    "committed: the transplant into {} is complete and verified",
+                    target.display()
+                );
+                output::text(&s);
+            }
+            return Ok(Outcome::Ok);
+        }
         if args.revert {
             let id = transplant::revert(target)?;
             let _ = cat().and_then(|c| {
@@ -88,7 +123,12 @@ pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
     let [source, target] = args.paths.as_slice() else {
         usage("transplant needs SOURCE and NEW_PACK");
     };
+    let base = match args.base {
+        Some(b) => Some(b),
+        None => baseline_from_catalog(global, source),
+    };
     let opts = TransplantOptions {
+        base,
         source: source.clone(),
         target: target.clone(),
         dry_run: args.dry_run,
@@ -110,13 +150,29 @@ pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
     let report = result?;
     if global.json {
         output::json(&report)?;
-    } else if !global.quiet {
+    } else if !global.quiet || !report.conflicts.is_empty() {
         output::text(&render(&report, global.verbose > 0));
+    }
+    if !report.conflicts.is_empty() {
+        return Ok(Outcome::Code(exit::CONFLICTS));
     }
     Ok(Outcome::Ok)
 }
 
-fn render(r: &TransplantReport, _verbose: bool) -> String {
+/// The catalog's baseline snapshot for the source's product and version, if one was taken.
+fn baseline_from_catalog(global: &Global, source: &std::path::Path) -> Option<PathBuf> {
+    let (product, version) = if source.is_dir() {
+        let p = carryover::pack::Pack::open(source).ok()?;
+        (p.identity.product, p.identity.version.to_string())
+    } else {
+        let m = transplant::read_meta(source).ok()?;
+        (m.product, m.version)
+    };
+    let cat = Catalog::open(&catalog::default_path(global.catalog.as_deref())).ok()?;
+    cat.baseline(&product, &version).ok().flatten()
+}
+
+fn render(r: &TransplantReport, verbose: bool) -> String {
     let mut s = String::new();
     if let Some(rec) = &r.recovered {
         let _ = writeln!(
@@ -153,6 +209,46 @@ fn render(r: &TransplantReport, _verbose: bool) -> String {
             d.dst.as_deref().unwrap_or("-"),
             d.reason
         );
+    }
+    for c in &r.configs {
+        let _ = writeln!(
+            s,
+            "  config {:<40} {:<10} {}{}",
+            c.path,
+            c.fate,
+            c.reason,
+            c.base
+                .as_deref()
+                .map(|b| format!(" (base: {b})"))
+                .unwrap_or_default()
+        );
+        if verbose {
+            if let Some(d) = &c.diff {
+                for line in d.lines() {
+                    let _ = writeln!(s, "      {line}");
+                }
+            }
+        }
+    }
+    if !r.conflicts.is_empty() {
+        let _ = writeln!(
+            s,
+            "CONFLICTS: {} file(s) need your decision:",
+            r.conflicts.len()
+        );
+        for c in &r.conflicts {
+            let _ = writeln!(
+                s,
+                "  {c}: yours is in place; {c}.old = pristine base, {c}.updated = the update's version, \
+                 {c}.merged = a diff3-marked attempt. Write the result to {c}.final"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "then run `carryover transplant --continue {}` (or `--revert` to abandon)",
+            r.target.display()
+        );
+        return s;
     }
     if r.dry_run {
         let _ = writeln!(

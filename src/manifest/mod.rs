@@ -64,7 +64,7 @@ pub enum Strategy {
 }
 
 /// File syntax of a config rule, used to check that a merged result still parses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConfigFormat {
     Toml,

@@ -28,6 +28,12 @@ pub enum Record {
     Install { unit: usize },
     /// Every unit is in place.
     Swapped,
+    /// Swapped and verified, but config conflicts await `--continue`.
+    Conflicts { files: Vec<String> },
+    /// `--continue` started.
+    ContinueBegin,
+    /// About to install `path.final` as `path`.
+    Resolved { path: String },
     /// The pack matches the source; the transaction holds.
     Committed,
     /// Rolled back after a failure; the pack is as it was.

@@ -2,12 +2,14 @@
 //! carried into a fresh updated pack. Gates and decisions first, then stage, journal, swap,
 //! verify, commit; revertible; recoverable after a crash at any step.
 
+pub mod configs;
 pub mod decide;
 pub mod journal;
 pub mod lock;
 pub mod stage;
 pub mod txn;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use crate::archive::format::{SnapshotMeta, SNAPSHOT_JSON};
 use crate::archive::{read_archive, writer::snapshot_meta};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{self, Manifest, Origin, Selection};
+use crate::merge;
 use crate::pack::Pack;
 use crate::plan::Plan;
 use crate::report::{Cancel, Progress};
@@ -37,6 +40,9 @@ pub struct TransplantOptions {
     pub skip_db: Vec<String>,
     /// Manifest for an old-pack source (default: the built-in for its line).
     pub manifest: Option<PathBuf>,
+    /// Pristine base for config merges: a pack directory, a distribution .zip or a baseline
+    /// snapshot of the old pack's version.
+    pub base: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +57,9 @@ pub struct TransplantReport {
     pub txn: Option<String>,
     pub result: &'static str,
     pub rules: Vec<RuleDecision>,
+    pub configs: Vec<configs::ConfigOutcome>,
+    /// Config files waiting for `FILE.final` and `transplant --continue` (exit 3).
+    pub conflicts: Vec<String>,
     pub advice: Vec<String>,
     pub files: u64,
     pub bytes: u64,
@@ -145,6 +154,15 @@ pub fn transplant(
     };
     refuse_running(&target_plan, "new pack")?;
     let target = target_plan.pack.clone();
+    if let Some(dir) = txn::list_txns(&target.root)
+        .into_iter()
+        .find(|d| txn::state_of(d) == txn::TxnState::Awaiting)
+    {
+        return Err(Error::Conflicts {
+            path: target.root.clone(),
+            count: txn::read_plan(&dir).map(|p| p.conflicts.len()).unwrap_or(0),
+        });
+    }
     let source_meta = std::fs::symlink_metadata(&opts.source).at(&opts.source)?;
     let (meta, source_plan, source_kind) = if source_meta.is_dir() {
         let sp = plan_pack(Pack::open(&opts.source)?, opts.manifest.as_deref())?;
@@ -160,11 +178,37 @@ pub fn transplant(
         (read_meta(&opts.source)?, None, "archive")
     };
     // The recorded manifest must still validate: it decides what the archive's paths mean.
-    Manifest::parse(
+    let source_manifest = Manifest::parse(
         &meta.manifest.text,
         Origin::File(opts.source.join(SNAPSHOT_JSON)),
     )?;
-    let decision = decide::decide(&meta, &target, &opts.skip_db)?;
+    let mut decision = decide::decide(&meta, &target, &opts.skip_db)?;
+    let merges = MergeSetup::new(
+        &meta,
+        &decision,
+        &source_manifest,
+        &target.root,
+        opts.base.as_deref(),
+    )?;
+    let mut config_outcomes = Vec::new();
+    if opts.dry_run && !merges.items.is_empty() {
+        let wanted: Vec<String> = merges.items.iter().map(|m| m.src.clone()).collect();
+        let ours = match &source_plan {
+            Some(sp) => wanted
+                .iter()
+                .filter_map(|w| {
+                    std::fs::read(sp.pack.root.join(w))
+                        .ok()
+                        .map(|b| (w.clone(), b))
+                })
+                .collect(),
+            None => configs::collect_from_archive(&opts.source, &wanted)?,
+        };
+        for m in &merges.items {
+            let (_, o) = merges.outcome(m, ours.get(&m.src).cloned(), &mut decision.rules[m.rule]);
+            config_outcomes.push(o);
+        }
+    }
     let carried: Vec<&RuleDecision> = decision.rules.iter().filter(|d| d.carried()).collect();
     let mut report = TransplantReport {
         source: opts.source.clone(),
@@ -179,6 +223,8 @@ pub fn transplant(
         files: carried.iter().map(|d| d.files).sum(),
         bytes: carried.iter().map(|d| d.bytes).sum(),
         rules: decision.rules.clone(),
+        configs: config_outcomes,
+        conflicts: Vec::new(),
         advice: decision.advice.clone(),
         seconds: 0.0,
         recovered: (!recovered.is_empty()).then_some(recovered),
@@ -195,12 +241,25 @@ pub fn transplant(
         &mut txn,
         &opts.source,
         source_plan.as_ref(),
-        &decision,
+        &mut decision,
+        &merges,
         progress,
         cancel,
     );
     match result {
-        Ok(()) => {
+        Ok(outcomes) => {
+            report.rules = decision.rules.clone();
+            report.conflicts = outcomes
+                .iter()
+                .filter(|o| o.fate == "conflict")
+                .map(|o| o.path.clone())
+                .collect();
+            report.configs = outcomes;
+            if !report.conflicts.is_empty() {
+                report.result = "conflicts";
+                report.seconds = started.elapsed().as_secs_f64();
+                return Ok(report);
+            }
             // Only the newest committed transaction stays revertible.
             for old in txn::list_txns(&target.root) {
                 if old != txn.dir {
@@ -224,14 +283,89 @@ pub fn transplant(
     }
 }
 
+/// The merge-strategy config rules of a transplant, with their base and theirs loaded.
+pub struct MergeSetup {
+    pub items: Vec<MergeItem>,
+    base: HashMap<String, Vec<u8>>,
+    base_desc: Option<String>,
+}
+
+pub struct MergeItem {
+    pub rule: usize,
+    pub rule_name: String,
+    pub src: String,
+    pub dst: String,
+    pub format: crate::manifest::ConfigFormat,
+    pub theirs: Option<Vec<u8>>,
+}
+
+impl MergeSetup {
+    fn new(
+        meta: &SnapshotMeta,
+        decision: &Decision,
+        manifest: &Manifest,
+        target: &Path,
+        base: Option<&Path>,
+    ) -> Result<MergeSetup> {
+        let mut items = Vec::new();
+        for (i, (r, d)) in meta.rules.iter().zip(&decision.rules).enumerate() {
+            if r.kind != "config" || r.strategy != "merge" || !d.carried() {
+                continue;
+            }
+            let (Some(src), Some(dst)) = (d.src.clone(), d.dst.clone()) else {
+                continue;
+            };
+            items.push(MergeItem {
+                rule: i,
+                rule_name: d.rule.clone(),
+                format: configs::format_for(manifest, &d.rule, &dst),
+                theirs: std::fs::read(target.join(&dst)).ok(),
+                src,
+                dst,
+            });
+        }
+        let (base, base_desc) = match base {
+            Some(p) if !items.is_empty() => {
+                let b = configs::Base::from_path(p)?;
+                let wanted: Vec<String> = items.iter().map(|m| m.src.clone()).collect();
+                (b.read(&wanted)?, Some(b.describe()))
+            }
+            _ => (HashMap::new(), None),
+        };
+        Ok(MergeSetup {
+            items,
+            base,
+            base_desc,
+        })
+    }
+
+    fn outcome(
+        &self,
+        m: &MergeItem,
+        ours: Option<Vec<u8>>,
+        d: &mut RuleDecision,
+    ) -> (merge::Fate, configs::ConfigOutcome) {
+        let input = configs::MergeInput {
+            rule: &m.rule_name,
+            path: &m.dst,
+            format: m.format,
+            ours,
+            theirs: m.theirs.clone(),
+            base: self.base.get(&m.src).cloned(),
+        };
+        configs::outcome(&input, d, self.base_desc.as_deref())
+    }
+}
+
 fn run(
     txn: &mut Txn,
     source: &Path,
     source_plan: Option<&Plan>,
-    decision: &Decision,
+    decision: &mut Decision,
+    merges: &MergeSetup,
     progress: &dyn Progress,
     cancel: &Cancel,
-) -> Result<()> {
+) -> Result<Vec<configs::ConfigOutcome>> {
     let stage = txn.stage_dir();
     let staged = match source_plan {
         Some(sp) => stage::stage_from_pack(sp, &decision.rules, &stage, progress, cancel)?,
@@ -280,7 +414,31 @@ fn run(
     crate::fsutil::syncfs(&stage)?;
     txn.journal.log(&Record::Staged)?;
     txn::failpoint("after-stage");
-    let units = txn::units(&decision.rules, &staged);
+    // Config merges, decided on the staged copy of the operator's file.
+    let mut staged = staged;
+    let mut extra_units = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut outcomes = Vec::new();
+    for m in &merges.items {
+        let ours = std::fs::read(stage.join(&m.dst)).ok();
+        let (fate, o) = merges.outcome(m, ours, &mut decision.rules[m.rule]);
+        configs::apply(
+            &fate,
+            m.rule,
+            &m.dst,
+            m.format,
+            merges.base.get(&m.src).map(Vec::as_slice),
+            m.theirs.as_deref(),
+            &stage,
+            &mut staged,
+            &mut extra_units,
+            &mut conflicts,
+            &m.rule_name,
+        )?;
+        outcomes.push(o);
+    }
+    let mut units = txn::units(&decision.rules, &staged);
+    units.extend(extra_units);
     let plan = TxnPlan {
         id: txn.id(),
         source: source.to_string_lossy().into_owned(),
@@ -288,6 +446,7 @@ fn run(
         units,
         staged,
         decisions: decision.rules.clone(),
+        conflicts: conflicts.clone(),
     };
     txn::write_plan(&txn.dir, &plan)?;
     cancel.check()?;
@@ -303,10 +462,124 @@ fn run(
         ));
     }
     txn::failpoint("after-verify");
+    let _ = std::fs::remove_dir_all(&stage);
+    if !conflicts.is_empty() {
+        txn.journal.log(&Record::Conflicts {
+            files: conflicts.iter().map(|c| c.path.clone()).collect(),
+        })?;
+        return Ok(outcomes);
+    }
     txn.journal.log(&Record::Committed)?;
     txn::failpoint("after-commit");
-    let _ = std::fs::remove_dir_all(stage);
-    Ok(())
+    Ok(outcomes)
+}
+
+/// `transplant --continue`: every conflict's `FILE.final` is installed (it must parse), the
+/// conflict files are removed, the transaction is verified and committed.
+pub fn continue_txn(target: &Path) -> Result<Vec<String>> {
+    let (_lock, _rec, pack) = open_target(target)?;
+    let Some(dir) = txn::list_txns(&pack.root)
+        .into_iter()
+        .find(|d| txn::state_of(d) == txn::TxnState::Awaiting)
+    else {
+        return Err(Error::invalid(
+            &pack.root,
+            "no transplant awaits --continue",
+        ));
+    };
+    let plan = txn::read_plan(&dir)
+        .ok_or_else(|| Error::invalid(dir.join("plan.json"), "missing or unreadable"))?;
+    let records = journal::Journal::read(&dir.join("journal"))?;
+    let done: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Resolved { path } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for c in plan
+        .conflicts
+        .iter()
+        .filter(|c| !done.contains(&c.path.as_str()))
+    {
+        let fin = pack.root.join(format!("{}.final", c.path));
+        match std::fs::read(&fin) {
+            Err(_) => problems.push(format!(
+                "{}: missing; write your resolution there",
+                fin.display()
+            )),
+            Ok(b) => {
+                if let Err(why) = merge::parses(c.format, &b) {
+                    problems.push(format!("{}: {why}", fin.display()));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Unresolved {
+            path: pack.root.clone(),
+            problems: problems.join("; "),
+        });
+    }
+    let mut journal = journal::Journal::open(&dir.join("journal"))?;
+    if !records.contains(&Record::ContinueBegin) {
+        journal.log(&Record::ContinueBegin)?;
+    }
+    let mut resolved = Vec::new();
+    for c in &plan.conflicts {
+        let live = pack.root.join(&c.path);
+        if !done.contains(&c.path.as_str()) {
+            journal.log(&Record::Resolved {
+                path: c.path.clone(),
+            })?;
+            let fin = pack.root.join(format!("{}.final", c.path));
+            std::fs::rename(&fin, &live).at(&fin)?;
+        }
+        for suffix in configs::SIDE_SUFFIXES {
+            let side = pack.root.join(format!("{}{suffix}", c.path));
+            if side.exists() {
+                std::fs::remove_file(&side).at(&side)?;
+            }
+        }
+        resolved.push(c.path.clone());
+    }
+    txn::restore_parents(&pack.root, &plan.parents)?;
+    // Everything else must still be exactly what was carried.
+    let conflict_paths: Vec<String> = plan
+        .conflicts
+        .iter()
+        .flat_map(|c| {
+            std::iter::once(c.path.clone()).chain(
+                configs::SIDE_SUFFIXES
+                    .iter()
+                    .map(move |s| format!("{}{s}", c.path)),
+            )
+        })
+        .collect();
+    let rest: Vec<stage::Staged> = plan
+        .staged
+        .iter()
+        .filter(|s| !conflict_paths.contains(&s.dst))
+        .cloned()
+        .collect();
+    let problems = txn::verify_target(&pack.root, &rest)?;
+    if !problems.is_empty() {
+        return Err(Error::invalid(
+            &pack.root,
+            format!(
+                "the pack changed since the transplant: {}",
+                problems.join("; ")
+            ),
+        ));
+    }
+    journal.log(&Record::Committed)?;
+    for old in txn::list_txns(&pack.root) {
+        if old != dir {
+            txn::remove_txn_dir(&old);
+        }
+    }
+    Ok(resolved)
 }
 
 /// `transplant --revert`: the pack back to its state before the last transplant.
@@ -314,7 +587,12 @@ pub fn revert(target: &Path) -> Result<String> {
     let (_lock, _rec, pack) = open_target(target)?;
     let committed: Vec<PathBuf> = txn::list_txns(&pack.root)
         .into_iter()
-        .filter(|d| txn::state_of(d) == txn::TxnState::Committed)
+        .filter(|d| {
+            matches!(
+                txn::state_of(d),
+                txn::TxnState::Committed | txn::TxnState::Awaiting
+            )
+        })
         .collect();
     let Some(dir) = committed.last() else {
         return Err(Error::invalid(

@@ -346,7 +346,9 @@ pub fn stage_from_pack(
             EntryType::Dir => {
                 fs::create_dir_all(&abs).at(&abs)?;
                 state.chown(&abs, meta.uid() as u64, meta.gid() as u64)?;
-                state.dirs.push((abs, staged.mode, staged.mtime, meta.mtime_nsec() as u32));
+                state
+                    .dirs
+                    .push((abs, staged.mode, staged.mtime, meta.mtime_nsec() as u32));
                 state.staged.push(staged);
             }
             EntryType::Symlink => {

@@ -38,6 +38,9 @@ pub struct TxnPlan {
     /// exactly "before" or "after".
     pub parents: Vec<(String, i64, u32)>,
     pub decisions: Vec<RuleDecision>,
+    /// Config files whose merge conflicted: they wait for `FILE.final` and `--continue`.
+    #[serde(default)]
+    pub conflicts: Vec<super::configs::Conflict>,
 }
 
 pub struct Txn {
@@ -162,7 +165,7 @@ pub fn parents_of(pack: &Path, units: &[Unit]) -> Vec<(String, i64, u32)> {
     m.into_iter().map(|(k, (s, n))| (k, s, n)).collect()
 }
 
-fn restore_parents(pack: &Path, parents: &[(String, i64, u32)]) -> Result<()> {
+pub fn restore_parents(pack: &Path, parents: &[(String, i64, u32)]) -> Result<()> {
     for (rel, s, n) in parents {
         let p = pack.join(rel);
         if p.is_dir() {
@@ -195,11 +198,25 @@ fn exists(p: &Path) -> bool {
 /// Moves every staged unit into the pack, backing up what it replaces.
 pub fn swap(txn: &mut Txn, plan: &TxnPlan) -> Result<()> {
     let pack = txn.pack.clone();
+    // Directories the swap creates, with the mtime they get (their anchor's before the swap).
+    let mut created: Vec<(String, (i64, u32))> = Vec::new();
     for (i, u) in plan.units.iter().enumerate() {
         let dst = pack.join(&u.dst);
         // Create missing parents, each journaled so a rollback removes it.
         let anchor = nearest_existing_parent(&pack, &u.dst);
-        let anchor_mtime = mtime_of(&pack.join(&anchor)).unwrap_or((0, 0));
+        // The anchor's mtime before the swap: earlier units may have touched it since.
+        let anchor_mtime = created
+            .iter()
+            .find(|(r, _)| *r == anchor)
+            .map(|(_, t)| *t)
+            .or_else(|| {
+                plan.parents
+                    .iter()
+                    .find(|(r, _, _)| *r == anchor)
+                    .map(|(_, s, n)| (*s, *n))
+            })
+            .or_else(|| mtime_of(&pack.join(&anchor)))
+            .unwrap_or((0, 0));
         let mut missing = Vec::new();
         let mut cur = Path::new(&u.dst).parent();
         while let Some(c) = cur.filter(|c| !c.as_os_str().is_empty() && !pack.join(c).is_dir()) {
@@ -233,8 +250,13 @@ pub fn swap(txn: &mut Txn, plan: &TxnPlan) -> Result<()> {
         // Created directories get their anchor's old mtime: deterministic "after" state.
         for m in &missing {
             set_mtime_exact(&pack.join(m), anchor_mtime)?;
+            created.push((m.to_string_lossy().into_owned(), anchor_mtime));
         }
         failpoint(&format!("after-install-{i}"));
+    }
+    // Later units installed into a created directory changed its mtime again.
+    for (rel, t) in &created {
+        set_mtime_exact(&pack.join(rel), *t)?;
     }
     restore_parents(&pack, &plan.parents)?;
     txn.journal.log(&Record::Swapped)?;
@@ -244,6 +266,12 @@ pub fn swap(txn: &mut Txn, plan: &TxnPlan) -> Result<()> {
 
 /// Undoes an uncommitted transaction from its journal; idempotent.
 pub fn rollback(pack: &Path, dir: &Path) -> Result<()> {
+    if !exists(&dir.join("journal")) {
+        // A crash between creating the directory and its journal: the pack was not touched
+        // (the journal exists before the first change), so only the directory goes.
+        remove_txn_dir(dir);
+        return Ok(());
+    }
     let records = Journal::read(&dir.join("journal"))?;
     let plan: Option<TxnPlan> = read_plan(dir);
     let units = plan.as_ref().map(|p| p.units.clone()).unwrap_or_default();
@@ -359,6 +387,8 @@ pub enum TxnState {
     Pending,
     /// Committed; revertible.
     Committed,
+    /// Swapped and verified; config conflicts await `--continue` (or `--revert`).
+    Awaiting,
     /// A revert started and did not finish: to be finished.
     Reverting,
     /// Finished (rolled back or reverted): only its directory is left.
@@ -374,6 +404,11 @@ pub fn state_of(dir: &Path) -> TxnState {
         TxnState::Reverting
     } else if has(&Record::Committed) {
         TxnState::Committed
+    } else if records
+        .iter()
+        .any(|r| matches!(r, Record::Conflicts { .. }))
+    {
+        TxnState::Awaiting
     } else {
         TxnState::Pending
     }
@@ -428,7 +463,7 @@ pub fn recover(pack: &Path) -> Result<Recovery> {
                 rec.reverts_finished.push(id);
             }
             TxnState::Done => remove_txn_dir(&dir),
-            TxnState::Committed => {
+            TxnState::Committed | TxnState::Awaiting => {
                 let _ = fs::remove_dir_all(dir.join("stage"));
             }
         }
