@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-/// H2's lock-file watchdog touches `*.lock.db` about every second; anything older than this is
-/// left over from a crash.
+/// A `*.lock.db` written this recently belongs to a database being opened right now. H2 does not
+/// refresh the file while it holds it (its watchdog only rewrites it when another process touches
+/// it), so an older one is judged by the server port it names, if any.
 const FRESH_LOCK_DB: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +32,8 @@ pub enum Evidence {
     LockHeld { path: PathBuf, pid: Option<i32> },
     /// A lock file H2 keeps fresh while the database is open.
     FreshLockDb { path: PathBuf, age_secs: u64 },
+    /// An H2 `AUTO_SERVER` lock file names a server port that accepts connections.
+    LockDbServer { path: PathBuf, server: String },
 }
 
 impl Evidence {
@@ -65,6 +68,13 @@ impl std::fmt::Display for Evidence {
             }
             Evidence::LockHeld { path, pid: None } => {
                 write!(f, "{} is locked by another process", path.display())
+            }
+            Evidence::LockDbServer { path, server } => {
+                write!(
+                    f,
+                    "{} names H2 server {server}, which accepts connections",
+                    path.display()
+                )
             }
             Evidence::FreshLockDb { path, age_secs } => {
                 write!(
@@ -125,6 +135,16 @@ impl Liveness {
                         });
                     }
                 }
+                // H2 only rewrites the lock file when someone else touches it, so its age says
+                // little; with AUTO_SERVER it names a port the holder listens on.
+                if let Some(server) = lock_db_server(p) {
+                    if server_listens(&server) {
+                        evidence.push(Evidence::LockDbServer {
+                            path: rel_to(root, p),
+                            server,
+                        });
+                    }
+                }
             }
         }
         let running = evidence.iter().any(Evidence::counts);
@@ -155,6 +175,29 @@ fn age(p: &Path) -> Option<Duration> {
             .duration_since(m)
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// `server=host:port` from an H2 lock file (Java properties; `:` may be escaped as `\:`).
+fn lock_db_server(path: &Path) -> Option<String> {
+    let meta = fs::metadata(path).ok()?;
+    if meta.len() > 64 * 1024 {
+        return None;
+    }
+    let text = fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("server="))
+        .map(|v| v.replace("\\:", ":").replace("\\", ""))
+        .filter(|v| !v.is_empty())
+}
+
+fn server_listens(server: &str) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let Ok(addrs) = server.to_socket_addrs() else {
+        return false;
+    };
+    addrs
+        .take(2)
+        .any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_ok())
 }
 
 /// The pid file holds digits, a newline and NUL padding; parse the leading digits only.
@@ -265,6 +308,24 @@ mod tests {
         )
         .unwrap();
         assert!(!Liveness::probe(d.path(), &[]).running);
+    }
+
+    #[test]
+    fn lock_db_naming_a_listening_server_is_running() {
+        let d = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let p = d.path().join("WSO2AM_DB.lock.db");
+        fs::write(
+            &p,
+            format!("#FileLock\nid=1\nmethod=file\nserver=127.0.0.1\\:{port}\n"),
+        )
+        .unwrap();
+        let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+        filetime::set_file_mtime(&p, old).unwrap();
+        assert!(Liveness::probe(d.path(), std::slice::from_ref(&p)).running);
+        drop(listener);
+        assert!(!Liveness::probe(d.path(), &[p]).running);
     }
 
     #[test]
