@@ -200,6 +200,13 @@ impl Plan {
         })
     }
 
+    /// Selects the manifest for `pack` (the user's, else the built-in for its line) and plans.
+    pub fn for_pack(pack: Pack, manifest: Option<&Path>) -> Result<Plan> {
+        let id = &pack.identity;
+        let sel = crate::manifest::select(&pack.root, &id.product, &id.version, manifest)?;
+        Plan::build(pack, sel)
+    }
+
     /// Every entry of every rule, in rule order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.rules.iter().flat_map(|r| r.entries.iter())

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use carryover::manifest;
 use carryover::pack::{Evidence, Pack};
 use carryover::plan::{Plan, Status};
 
@@ -44,13 +43,7 @@ pub fn plan_for(
             rec.reverts_finished
         );
     }
-    let sel = manifest::select(
-        &pack.root,
-        &pack.identity.product,
-        &pack.identity.version,
-        manifest,
-    )?;
-    Plan::build(pack, sel)
+    Plan::for_pack(pack, manifest)
 }
 
 fn render(plan: &Plan) -> String {

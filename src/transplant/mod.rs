@@ -103,16 +103,6 @@ pub fn open_target(path: &Path) -> Result<(PackLock, Recovery, Pack)> {
     Ok((lock, rec, pack))
 }
 
-fn plan_pack(pack: Pack, manifest: Option<&Path>) -> Result<Plan> {
-    let sel = manifest::select(
-        &pack.root,
-        &pack.identity.product,
-        &pack.identity.version,
-        manifest,
-    )?;
-    Plan::build(pack, sel)
-}
-
 fn refuse_running(plan: &Plan, what: &str) -> Result<()> {
     if plan.liveness.running {
         return Err(Error::Refused {
@@ -150,7 +140,7 @@ pub fn transplant(
                 reason: String::new(),
             },
         )?,
-        None => plan_pack(target, opts.manifest.as_deref())?,
+        None => Plan::for_pack(target, opts.manifest.as_deref())?,
     };
     refuse_running(&target_plan, "new pack")?;
     let target = target_plan.pack.clone();
@@ -165,7 +155,7 @@ pub fn transplant(
     }
     let source_meta = std::fs::symlink_metadata(&opts.source).at(&opts.source)?;
     let (meta, source_plan, source_kind) = if source_meta.is_dir() {
-        let sp = plan_pack(Pack::open(&opts.source)?, opts.manifest.as_deref())?;
+        let sp = Plan::for_pack(Pack::open(&opts.source)?, opts.manifest.as_deref())?;
         refuse_running(&sp, "old pack")?;
         if sp.pack.root == target.root {
             return Err(Error::invalid(
