@@ -159,8 +159,8 @@ pub fn read_archive(
     cancel: &Cancel,
 ) -> Result<ArchiveContents> {
     let file = File::open(path).at(path)?;
-    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    progress.begin(total, 0);
+    // The uncompressed size is only known at the end (index.json): progress counts bytes read.
+    progress.begin(0, 0);
     let (tx, rx) = std::sync::mpsc::sync_channel::<HashMsg>(32);
     let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<HashMsg>(32);
     let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(80);

@@ -96,7 +96,15 @@ impl Bar {
 impl carryover::report::Progress for Bar {
     fn begin(&self, total_bytes: u64, _total_files: u64) {
         if let Some(b) = &self.0 {
-            b.set_length(total_bytes);
+            if total_bytes == 0 {
+                if let Ok(style) = ProgressStyle::with_template(
+                    "{msg} {spinner} {bytes} {bytes_per_sec} {elapsed}",
+                ) {
+                    b.set_style(style);
+                }
+            } else {
+                b.set_length(total_bytes);
+            }
         }
     }
     fn advance(&self, bytes: u64) {
