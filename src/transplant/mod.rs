@@ -239,6 +239,10 @@ pub fn transplant(
     match result {
         Ok(outcomes) => {
             report.rules = decision.rules.clone();
+            // Config merges may have turned a rule into "keep": count what was carried.
+            let carried = decision.rules.iter().filter(|d| d.carried());
+            (report.files, report.bytes) =
+                carried.fold((0, 0), |(f, b), d| (f + d.files, b + d.bytes));
             report.conflicts = outcomes
                 .iter()
                 .filter(|o| o.fate == "conflict")
@@ -519,11 +523,15 @@ pub fn continue_txn(target: &Path) -> Result<Vec<String>> {
     let mut resolved = Vec::new();
     for c in &plan.conflicts {
         let live = pack.root.join(&c.path);
+        let fin = pack.root.join(format!("{}.final", c.path));
         if !done.contains(&c.path.as_str()) {
             journal.log(&Record::Resolved {
                 path: c.path.clone(),
             })?;
-            let fin = pack.root.join(format!("{}.final", c.path));
+            txn::failpoint("continue-after-resolved");
+            std::fs::rename(&fin, &live).at(&fin)?;
+        } else if fin.exists() {
+            // Logged as resolved but a crash came before the rename: finish it.
             std::fs::rename(&fin, &live).at(&fin)?;
         }
         for suffix in configs::SIDE_SUFFIXES {
