@@ -90,11 +90,24 @@ fn render(r: &VerifyReport, verbose: bool) -> String {
 }
 
 fn xml_escape(s: &str) -> String {
+    // XML 1.0 cannot carry most control characters, even as references.
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\n', "&#10;")
+        .replace('\r', "&#13;")
+        .replace('\t', "&#9;")
 }
 
 /// JUnit XML: a testcase per rule plus one for the archive itself; a failure per bad file.

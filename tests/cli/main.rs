@@ -2,5 +2,11 @@
 //! through [`common::TestEnv`].
 
 mod common;
+#[cfg(feature = "failpoints")]
+mod crash;
 mod inspect;
 mod manifests;
+mod merge;
+mod snapshot;
+mod transplant;
+mod verify;
