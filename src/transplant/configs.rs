@@ -49,6 +49,25 @@ impl Base {
         }
     }
 
+    /// The product version the base is of, when it says (pack detection, snapshot.json, or the
+    /// zip's `wso2am-4.2.0/` top directory).
+    pub fn version(&self) -> Option<String> {
+        match self {
+            Base::Dir(d) => crate::pack::Identity::detect(d)
+                .ok()
+                .map(|i| i.version.to_string()),
+            Base::Archive(a) => super::read_meta(a).ok().map(|m| m.version),
+            Base::Zip(z) => {
+                let f = fs::File::open(z).ok()?;
+                let mut zip = zip::ZipArchive::new(f).ok()?;
+                let first = zip.by_index(0).ok()?.name().to_string();
+                let top = first.split('/').next()?;
+                let v = top.rsplit_once('-')?.1;
+                crate::manifest::Version::parse(v).map(|v| v.to_string())
+            }
+        }
+    }
+
     /// The base content of each wanted pack-relative path that the base has.
     pub fn read(&self, wanted: &[String]) -> Result<HashMap<String, Vec<u8>>> {
         let mut out = HashMap::new();

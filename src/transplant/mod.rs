@@ -321,6 +321,21 @@ impl MergeSetup {
         let (base, base_desc) = match base {
             Some(p) if !items.is_empty() => {
                 let b = configs::Base::from_path(p)?;
+                // A base of another version would merge the wrong changes in silently.
+                if let Some(v) = b.version() {
+                    let want =
+                        crate::manifest::Version::parse(&meta.version).map(|v| v.to_string());
+                    if want.is_some_and(|w| w != v) {
+                        return Err(Error::invalid(
+                            p,
+                            format!(
+                                "--base is {} {v}, but the old pack is {}: the base must be the pristine old version",
+                                b.describe(),
+                                meta.version
+                            ),
+                        ));
+                    }
+                }
                 let wanted: Vec<String> = items.iter().map(|m| m.src.clone()).collect();
                 (b.read(&wanted)?, Some(b.describe()))
             }
