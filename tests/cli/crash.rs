@@ -107,16 +107,23 @@ enum Repair {
     Inspect,
 }
 
-fn repair(fx: &Fx, target: &Path, how: Repair) {
-    match how {
+/// Repairs the pack; `pending`: whether there was something to roll back or finish, which the
+/// command must then report.
+fn repair(fx: &Fx, target: &Path, how: Repair, pending: bool) {
+    let (r, reported) = match how {
         Repair::Recover => {
-            recover(&fx.env, target);
+            let r = recover(&fx.env, target);
+            let reported = !r.stdout.contains("nothing to recover");
+            (r, reported)
         }
         Repair::Inspect => {
             let r = fx.env.run(["inspect".as_ref(), target.as_os_str()]);
             assert_eq!(r.code, Some(0), "inspect after a crash: {r}");
+            let reported = r.stderr.contains("carryover: recovered");
+            (r, reported)
         }
-    }
+    };
+    assert_eq!(reported, pending, "{how:?} after a crash: {r}");
 }
 
 /// Runs `job` for every item on a few threads (each run mostly waits on fsync).
@@ -162,9 +169,9 @@ fn crash_everywhere(
         } else {
             Repair::Recover
         };
-        repair(fx, &t, how);
-        let got = pack_digest(&t);
         let committed = name == "after-commit";
+        repair(fx, &t, how, !committed);
+        let got = pack_digest(&t);
         let (want, label) = if committed {
             (&r.after, "after")
         } else {
@@ -279,7 +286,7 @@ fn a_crash_in_the_middle_of_a_revert_is_finished_by_recovery() {
         } else {
             Repair::Recover
         };
-        repair(&fx, &t, how);
+        repair(&fx, &t, how, true);
         assert_same(&format!("{name} then {how:?}"), &pack_digest(&t), &r.before);
         assert_no_txn(&t);
         // Nothing left to revert; a new transplant works.

@@ -501,6 +501,7 @@ fn a_second_writer_is_refused_at_once() {
     .unwrap();
     assert_eq!(line.trim(), "locked");
     let before = pack_digest(&new);
+    let src = fx.sources();
 
     for source in [&fx.archive, &fx.old] {
         let t = Instant::now();
@@ -525,6 +526,7 @@ fn a_second_writer_is_refused_at_once() {
         let r = fx.env.run(a);
         assert_eq!(r.code, Some(6), "{args:?}: {r}");
     }
+    assert_eq!(fx.sources(), src);
     drop(holder);
     let r = fx.transplant(&fx.archive, &new, &[]);
     assert_eq!(r.code, Some(0), "after the lock was released: {r}");
@@ -1081,12 +1083,17 @@ fn sigkill_at_random_moments_leaves_the_pack_before_or_after() {
     }
 
     let (mut killed, mut outcome_before, mut outcome_after) = (0, 0, 0);
+    let mut phases: std::collections::BTreeMap<String, u32> = Default::default();
     let mut i = 0;
     while killed < 24 {
         assert!(i < 80, "only {killed} of {i} runs were killed in flight");
         let k = i % 2;
         let target = fx.new_pack(&format!("kill-{i}"));
-        let delay = Duration::from_micros(rng.range(0, took[k].as_micros() as u64 + 1));
+        // Uniform over the whole run; every third run over its second half only, where the
+        // swap and the verification happen (staging dominates the first half).
+        let d_us = took[k].as_micros() as u64 + 1;
+        let lo = if i % 3 == 2 { d_us / 2 } else { 0 };
+        let delay = Duration::from_micros(rng.range(lo, d_us));
         let mut child = fx
             .env
             .std_cmd()
@@ -1106,6 +1113,22 @@ fn sigkill_at_random_moments_leaves_the_pack_before_or_after() {
         } else {
             assert!(status.success(), "run {i}: {status}");
         }
+        // Where the kill landed: the last journal record of the interrupted transaction.
+        let phase = txn_dirs(&target)
+            .first()
+            .map(|d| {
+                fs::read_to_string(d.join("journal"))
+                    .ok()
+                    .and_then(|j| {
+                        j.lines()
+                            .rev()
+                            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                            .map(|r| r["op"].as_str().unwrap_or("?").to_string())
+                    })
+                    .unwrap_or_else(|| "no journal".into())
+            })
+            .unwrap_or_else(|| "no txn".into());
+        *phases.entry(phase).or_insert(0) += 1;
         recover(&fx.env, &target);
         let d = pack_digest(&target);
         if d == before {
@@ -1131,7 +1154,7 @@ fn sigkill_at_random_moments_leaves_the_pack_before_or_after() {
     }
     assert_eq!(fx.sources(), src, "a source changed");
     eprintln!(
-        "sigkill: {killed} kills in {i} runs ({outcome_before} before, {outcome_after} after); clean runs {took:?}; {:?} in all",
+        "sigkill: {killed} kills in {i} runs ({outcome_before} before, {outcome_after} after; last journal record {phases:?}); clean runs {took:?}; {:?} in all",
         started.elapsed()
     );
 }
