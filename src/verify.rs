@@ -401,6 +401,12 @@ pub fn verify_against(
             ))
         })
         .collect();
+    let merged: BTreeSet<&str> = meta
+        .rules
+        .iter()
+        .filter(|r| r.kind == "config" && r.strategy == "merge")
+        .map(|r| r.name.as_str())
+        .collect();
     let mut problems = Vec::new();
     for e in &index.entries {
         let Some((cur, _)) = current.get(&e.path) else {
@@ -434,7 +440,15 @@ pub fn verify_against(
             )),
         };
         if let Some(d) = diff {
-            problems.push(p(ProblemKind::Changed, &e.path, Some(&e.rule), d));
+            if merged.contains(e.rule.as_str()) && matches!(cur.kind, EntryKind::File { .. }) {
+                // Merge-strategy config: after a transplant it holds the update's changes too.
+                report.warnings.push(format!(
+                    "{}: {d} (config merged by transplant; not counted as a mismatch)",
+                    e.path
+                ));
+            } else {
+                problems.push(p(ProblemKind::Changed, &e.path, Some(&e.rule), d));
+            }
         }
     }
     let in_index: BTreeSet<&str> = index.entries.iter().map(|e| e.path.as_str()).collect();

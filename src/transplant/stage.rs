@@ -150,7 +150,7 @@ impl StageState {
         kind: EntryType,
         link: Option<&str>,
     ) -> Result<()> {
-        let bad = |m: String| Error::invalid(origin.join(path), format!("refused: {m}"));
+        let bad = |m: String| Error::invalid(origin, format!("entry {path:?} refused: {m}"));
         check_rel(path).map_err(bad)?;
         if !self.seen.insert(path.to_string()) {
             return Err(bad("duplicate entry".into()));
