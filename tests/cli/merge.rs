@@ -915,3 +915,37 @@ fn a_crash_inside_continue_is_finished_by_the_next_continue() {
     assert_eq!(rv.code, Some(4), "{rv}");
     assert_same("after --revert", &pack_digest(&fx.new), &before);
 }
+
+#[test]
+fn verify_against_after_a_merged_transplant_passes_and_says_so() {
+    let fx = Fx42::new();
+    let archive = fx.env.path().join("old.tar.zst");
+    fx.env.snapshot(&fx.old, &archive, &[]);
+    let r = merge_into(&fx.env, Some(&fx.pristine), &archive, &fx.new, &[]);
+    assert_eq!(r.code, Some(0), "{r}");
+    // The merged deployment.toml differs from the snapshot by design: a warning, not a mismatch.
+    let v = fx.env.run([
+        "verify".as_ref(),
+        "--json".as_ref(),
+        archive.as_os_str(),
+        "--against".as_ref(),
+        fx.new.as_os_str(),
+    ]);
+    assert_eq!(v.code, Some(0), "{v}");
+    let report = v.json();
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    let warned = report["warnings"].as_array().unwrap().iter().any(|w| {
+        let w = w.as_str().unwrap_or("");
+        w.contains(DT) && w.contains("merged")
+    });
+    assert!(warned, "{report}");
+    // Any other change is still a mismatch.
+    fs::write(fx.new.join("repository/data/org.example/state.json"), b"{}").unwrap();
+    let v = fx.env.run([
+        "verify".as_ref(),
+        archive.as_os_str(),
+        "--against".as_ref(),
+        fx.new.as_os_str(),
+    ]);
+    assert_eq!(v.code, Some(5), "{v}");
+}
