@@ -61,13 +61,33 @@ pub(crate) struct HashWriter<W> {
     inner: W,
     hasher: Sha256,
     count: u64,
+    /// The archive's fd and how far write-back has been started: flushing as we go leaves the
+    /// final fsync almost nothing to wait for.
+    fd: std::os::unix::io::RawFd,
+    flushed: u64,
 }
+
+const WRITEBACK_STEP: u64 = 32 << 20;
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
+        if self.count - self.flushed >= 2 * WRITEBACK_STEP {
+            // Start write-back of a range already handed to the kernel (the BufWriter above the
+            // file holds at most 1 MiB); errors surface at the final fsync.
+            // SAFETY: a valid fd owned by the BufWriter for the life of this writer.
+            unsafe {
+                libc::sync_file_range(
+                    self.fd,
+                    self.flushed as libc::off64_t,
+                    WRITEBACK_STEP as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.flushed += WRITEBACK_STEP;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -75,73 +95,14 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-/// Work for the hashing thread: SHA-256 and the engine checks of each file run there, so this
-/// thread only reads and feeds the compressor. Buffers travel back for reuse.
-enum HashMsg {
-    Begin(Check, u64),
-    Data(Vec<u8>),
-    End(usize),
+/// One regular file's content streamed into the archive: read in large blocks, each block fed
+/// to SHA-256, the integrity checker and the compressor. Zero-pads if the file shrank.
+struct FileCopy {
+    hasher: Sha256,
+    checker: Checker,
+    short: bool,
 }
 
-/// A file's digest and integrity verdict, for index entry `pos`.
-struct Hashed {
-    pos: usize,
-    sha256: String,
-    problem: Option<String>,
-}
-
-struct HashPipe {
-    tx: std::sync::mpsc::SyncSender<HashMsg>,
-    back: std::sync::mpsc::Receiver<Vec<u8>>,
-}
-
-impl HashPipe {
-    fn buffer(&self) -> Vec<u8> {
-        let mut v = self
-            .back
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        v.clear();
-        v
-    }
-    fn send(&self, m: HashMsg) -> Result<()> {
-        self.tx
-            .send(m)
-            .map_err(|_| Error::invalid(PathBuf::from("snapshot"), "hashing thread stopped"))
-    }
-}
-
-fn hasher_thread(
-    rx: std::sync::mpsc::Receiver<HashMsg>,
-    back: std::sync::mpsc::SyncSender<Vec<u8>>,
-) -> Vec<Hashed> {
-    let mut out = Vec::new();
-    let mut cur: Option<(Sha256, Checker)> = None;
-    for m in rx {
-        match m {
-            HashMsg::Begin(check, size) => cur = Some((Sha256::new(), Checker::new(check, size))),
-            HashMsg::Data(b) => {
-                if let Some((h, c)) = cur.as_mut() {
-                    h.update(&b);
-                    c.update(&b);
-                }
-                let _ = back.try_send(b);
-            }
-            HashMsg::End(pos) => {
-                if let Some((h, c)) = cur.take() {
-                    out.push(Hashed {
-                        pos,
-                        sha256: hex::encode(h.finalize()),
-                        problem: c.finish(),
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-const CHUNK: usize = 1 << 20;
 const BLOCK: u64 = 512;
 const JOB_SIZE: u32 = 4 << 20;
 
@@ -194,45 +155,47 @@ fn set_link_target<W: Write>(w: &mut W, header: &mut tar::Header, link: &str) ->
     Ok(())
 }
 
-/// Streams one file's `size` bytes into the archive in large blocks (zero-padding if it shrank,
-/// which the caller reports); each block also goes to the hashing thread. Returns whether the
-/// file was short.
 #[allow(clippy::too_many_arguments)]
 fn copy_file<W: Write>(
     w: &mut W,
     file: &mut File,
     size: u64,
     check: Check,
-    pos: usize,
-    pipe: &HashPipe,
+    buf: &mut [u8],
     cancel: &Cancel,
     progress: &dyn Progress,
     abs: &Path,
-) -> Result<bool> {
-    pipe.send(HashMsg::Begin(check, size))?;
-    let mut short = false;
+) -> Result<FileCopy> {
+    let mut fc = FileCopy {
+        hasher: Sha256::new(),
+        checker: Checker::new(check, size),
+        short: false,
+    };
     let mut remaining = size;
     while remaining > 0 {
         cancel.check()?;
-        let want = (CHUNK as u64).min(remaining) as usize;
-        let mut buf = pipe.buffer();
-        if !short {
-            // read_to_end fills spare capacity without zeroing it first.
-            file.take(want as u64).read_to_end(&mut buf).at(abs)?;
-        }
-        if buf.len() < want {
+        let want = (buf.len() as u64).min(remaining) as usize;
+        let n = if fc.short {
+            0
+        } else {
+            file.read(&mut buf[..want]).at(abs)?
+        };
+        let n = if n == 0 {
             // The file shrank while being read: keep the tar well-formed, flag the entry.
-            short = true;
-            buf.resize(want, 0);
-        }
-        w.write_all(&buf).map_err(|e| io_err(abs, e, cancel))?;
-        remaining -= want as u64;
-        progress.advance(want as u64);
-        pipe.send(HashMsg::Data(buf))?;
+            fc.short = true;
+            buf[..want].fill(0);
+            want
+        } else {
+            n
+        };
+        fc.hasher.update(&buf[..n]);
+        fc.checker.update(&buf[..n]);
+        w.write_all(&buf[..n]).map_err(|e| io_err(abs, e, cancel))?;
+        remaining -= n as u64;
+        progress.advance(n as u64);
     }
-    pipe.send(HashMsg::End(pos))?;
     pad_to_block(w, size).map_err(|e| io_err(abs, e, cancel))?;
-    Ok(short)
+    Ok(fc)
 }
 
 /// `<product>-<version>-<UTC time>.tar.zst`.
@@ -293,10 +256,13 @@ pub fn write_snapshot(
     let started = Instant::now();
     let (file, tmp_path) = tmp.into_parts();
     let guard = TempGuard(Some(tmp_path));
+    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&file);
     let sink = HashWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         hasher: Sha256::new(),
         count: 0,
+        fd,
+        flushed: 0,
     };
     let result = write_body(plan, opts, sink, progress, cancel);
     // On error `guard` is dropped, which removes the temp file.
@@ -305,6 +271,7 @@ pub fn write_snapshot(
         inner,
         hasher,
         count,
+        ..
     } = sink;
     let file = inner.into_inner().map_err(|e| e.into_error()).at(out)?;
     file.sync_all().at(out)?;
@@ -486,38 +453,13 @@ fn io_err(path: &Path, e: io::Error, cancel: &Cancel) -> Error {
     }
 }
 
-fn write_body<W: Write + Send>(
+fn write_body<W: Write>(
     plan: &Plan,
     opts: &SnapshotOptions,
     sink: W,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<(W, Stats)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<HashMsg>(16);
-    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(24);
-    let pipe = HashPipe { tx, back: back_rx };
-    std::thread::scope(|scope| {
-        let hasher = scope.spawn(move || hasher_thread(rx, back_tx));
-        let res = write_entries(plan, opts, sink, progress, cancel, &pipe);
-        drop(pipe);
-        let hashed = hasher
-            .join()
-            .map_err(|_| Error::invalid(&opts.output, "hashing thread failed"))?;
-        let (tar, mut index, mut stats) = res?;
-        finish_archive(plan, opts, tar, &mut index, &mut stats, hashed, progress)
-    })
-}
-
-type TarOut<W> = tar::Builder<zstd::stream::Encoder<'static, W>>;
-
-fn write_entries<W: Write>(
-    plan: &Plan,
-    opts: &SnapshotOptions,
-    sink: W,
-    progress: &dyn Progress,
-    cancel: &Cancel,
-    pipe: &HashPipe,
-) -> Result<(TarOut<W>, Index, Stats)> {
     let out = &opts.output;
     let mut enc = zstd::stream::Encoder::new(sink, opts.level).at(out)?;
     let threads = if opts.threads == 0 {
@@ -553,7 +495,9 @@ fn write_entries<W: Write>(
         format: FORMAT_VERSION,
         ..Index::default()
     };
+    let mut sums = String::new();
     let root = &plan.pack.root;
+    let mut buf = vec![0u8; 1 << 20];
     for entry in plan.entries() {
         cancel.check()?;
         let rel = &entry.rel;
@@ -624,20 +568,18 @@ fn write_entries<W: Write>(
                 };
                 let mut file = file;
                 write_header(tar.get_mut(), &mut header, name).at(out)?;
-                let pos = index.entries.len();
-                let short = copy_file(
+                let src = copy_file(
                     tar.get_mut(),
                     &mut file,
                     size,
                     check,
-                    pos,
-                    pipe,
+                    &mut buf,
                     cancel,
                     progress,
                     &abs,
                 )?;
                 let after = file.metadata().at(&abs)?;
-                let changed = short
+                let changed = src.short
                     || after.len() != size
                     || after.mtime() != before.mtime()
                     || after.mtime_nsec() != before.mtime_nsec();
@@ -653,6 +595,20 @@ fn write_entries<W: Write>(
                     }
                     stats.changed.push(name.to_string());
                 }
+                if let Some(problem) = src.checker.finish() {
+                    if !opts.allow_corrupt {
+                        return Err(Error::Corrupt {
+                            path: abs,
+                            message: format!("{problem}; the file is damaged (--allow-corrupt records it instead)"),
+                        });
+                    }
+                    stats.corrupt.push(CorruptRecord {
+                        path: name.to_string(),
+                        problem,
+                    });
+                }
+                let digest = hex::encode(src.hasher.finalize());
+                sums.push_str(&sha256sum_line(&digest, name));
                 stats.files += 1;
                 stats.bytes_in += size;
                 progress.file_done();
@@ -662,7 +618,7 @@ fn write_entries<W: Write>(
                     size,
                     mode: before.mode() & 0o7777,
                     mtime: before.mtime(),
-                    sha256: None,
+                    sha256: Some(digest),
                     link: None,
                     rule: rule.name.clone(),
                     h2_format: rule
@@ -674,48 +630,9 @@ fn write_entries<W: Write>(
             }
         }
     }
-    Ok((tar, index, stats))
-}
-
-/// Fills in the digests from the hashing thread, judges integrity, and writes the closing records.
-fn finish_archive<W: Write>(
-    plan: &Plan,
-    opts: &SnapshotOptions,
-    mut tar: TarOut<W>,
-    index: &mut Index,
-    stats: &mut Stats,
-    hashed: Vec<Hashed>,
-    progress: &dyn Progress,
-) -> Result<(W, Stats)> {
-    let out = &opts.output;
-    for h in hashed {
-        let e = &mut index.entries[h.pos];
-        e.sha256 = Some(h.sha256);
-        if let Some(problem) = h.problem {
-            if !opts.allow_corrupt {
-                return Err(Error::Corrupt {
-                    path: plan.pack.root.join(&e.path),
-                    message: format!(
-                        "{problem}; the file is damaged (--allow-corrupt records it instead)"
-                    ),
-                });
-            }
-            stats.corrupt.push(CorruptRecord {
-                path: e.path.clone(),
-                problem,
-            });
-        }
-    }
-    let mut sums = String::new();
-    for e in index.entries.iter().filter(|e| e.kind == EntryType::File) {
-        let digest = e.sha256.as_deref().ok_or_else(|| {
-            Error::invalid(plan.pack.root.join(&e.path), "no digest was computed")
-        })?;
-        sums.push_str(&sha256sum_line(digest, &e.path));
-    }
     index.changed_while_reading = stats.changed.clone();
     index.corrupt = stats.corrupt.clone();
-    let index_bytes = serde_json::to_vec_pretty(&*index).expect("serialisable");
+    let index_bytes = serde_json::to_vec_pretty(&index).expect("serialisable");
     tar.append_data(
         &mut meta_header(index_bytes.len() as u64),
         INDEX_JSON,
@@ -731,7 +648,7 @@ fn finish_archive<W: Write>(
     let enc = tar.into_inner().at(out)?;
     let sink = enc.finish().at(out)?;
     progress.finish();
-    Ok((sink, std::mem::take(stats)))
+    Ok((sink, stats))
 }
 
 fn set_owner(h: &mut tar::Header, meta: &fs::Metadata) {
