@@ -36,6 +36,8 @@ pub struct ArchiveContents {
     /// Data entries in archive order (`.carryover/*` excluded).
     pub seen: BTreeMap<String, Seen>,
     pub duplicates: Vec<String>,
+    /// File entries in the order their content was hashed (emptied once digests are filled in).
+    file_order: Vec<String>,
     /// The stream could not be read to its end: corrupt or truncated (first error).
     pub stream_error: Option<String>,
     /// The file is a zstd stream that failed an integrity check (a damaged block, the frame
@@ -52,13 +54,14 @@ pub struct ArchiveContents {
 enum HashMsg {
     /// A buffer and how many of its bytes are data.
     Data(Vec<u8>, usize),
-    End(String),
+    End,
 }
 
 /// The hashing thread's results.
 #[derive(Default)]
 struct Hashed {
-    entries: Vec<(String, String)>,
+    /// Each file's digest, in the order the files were read.
+    digests: Vec<[u8; 32]>,
 }
 
 /// Sends buffers to the hasher and gets them back for reuse. Buffers keep their full length
@@ -125,9 +128,9 @@ fn hasher_thread(
                 cur.update(&b[..n]);
                 let _ = back.try_send(b);
             }
-            HashMsg::End(path) => {
+            HashMsg::End => {
                 let h = std::mem::replace(&mut cur, Sha256::new());
-                out.entries.push((path, hex::encode(h.finalize())));
+                out.digests.push(h.finalize().into());
             }
         }
     }
@@ -151,8 +154,8 @@ pub fn read_archive(
     let file = File::open(path).at(path)?;
     // The uncompressed size is only known at the end (index.json): progress counts bytes read.
     progress.begin(0, 0);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<HashMsg>(32);
-    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(40);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<HashMsg>(8);
+    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(12);
     let pipe = HashPipe { tx, back: back_rx };
     let mut out = ArchiveContents::default();
     let (walk, hashed, raw) = std::thread::scope(|scope| {
@@ -166,10 +169,12 @@ pub fn read_archive(
     let hashed = hashed.map_err(failed)?;
     let raw = raw.map_err(failed)?.at(path)?;
     walk?;
-    let sums: std::collections::HashMap<String, String> = hashed.entries.into_iter().collect();
-    for (p, seen) in out.seen.iter_mut() {
-        if seen.kind == EntryType::File {
-            seen.sha256 = sums.get(p).cloned();
+    for (p, digest) in std::mem::take(&mut out.file_order)
+        .iter()
+        .zip(&hashed.digests)
+    {
+        if let Some(seen) = out.seen.get_mut(p) {
+            seen.sha256 = Some(hex::encode(digest));
         }
     }
     out.archive_sha256 = Some(raw.0);
@@ -260,6 +265,12 @@ fn read_entries<R: Read>(
         let mode = h.mode().unwrap_or(0) & 0o7777;
         let mtime = h.mtime().unwrap_or(0) as i64;
         let size = entry.size();
+        if path == INDEX_JSON && et.is_file() {
+            // Parsed as it streams: it is the largest record, so it is never held as text.
+            out.index =
+                serde_json::from_reader(io::BufReader::with_capacity(1 << 16, &mut entry)).ok();
+            continue;
+        }
         if path.starts_with(META_DIR) && et.is_file() {
             let mut data = Vec::with_capacity(size.min(1 << 26) as usize);
             entry.read_to_end(&mut data).map_err(stream)?;
@@ -325,7 +336,8 @@ fn read_entries<R: Read>(
                 progress.advance(n as u64);
                 pipe.send(HashMsg::Data(buf, n));
             }
-            pipe.send(HashMsg::End(path.clone()));
+            pipe.send(HashMsg::End);
+            out.file_order.push(path.clone());
         }
         if let Some(v) = visitor.as_deref_mut() {
             v.end()?;

@@ -4,7 +4,7 @@
 //! (computed on the compressed bytes as they are written) goes to the `NAME.sha256` sidecar.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -491,11 +491,7 @@ fn write_body<W: Write>(
     let total: u64 = plan.entries().map(|e| e.size()).sum();
     progress.begin(total, plan.entries().count() as u64);
     let mut stats = Stats::default();
-    let mut index = Index {
-        format: FORMAT_VERSION,
-        ..Index::default()
-    };
-    let mut sums = String::new();
+    let mut spool = Spool::new(fsutil::parent_of(out))?;
     let root = &plan.pack.root;
     let mut buf = vec![0u8; 1 << 20];
     for entry in plan.entries() {
@@ -516,7 +512,7 @@ fn write_body<W: Write>(
                 tar.append_data(&mut header, format!("{name}/"), io::empty())
                     .at(out)?;
                 stats.dirs += 1;
-                index.entries.push(IndexEntry {
+                spool.entry(&IndexEntry {
                     path: name.to_string(),
                     kind: EntryType::Dir,
                     size: 0,
@@ -526,7 +522,7 @@ fn write_body<W: Write>(
                     link: None,
                     rule: rule.name.clone(),
                     h2_format: None,
-                });
+                })?;
             }
             EntryKind::Symlink { target } => {
                 let meta = fs::symlink_metadata(&abs).at(&abs)?;
@@ -540,7 +536,7 @@ fn write_body<W: Write>(
                 set_link_target(tar.get_mut(), &mut header, link).at(out)?;
                 write_header(tar.get_mut(), &mut header, name).at(out)?;
                 stats.symlinks += 1;
-                index.entries.push(IndexEntry {
+                spool.entry(&IndexEntry {
                     path: name.to_string(),
                     kind: EntryType::Symlink,
                     size: 0,
@@ -550,7 +546,7 @@ fn write_body<W: Write>(
                     link: Some(link.to_string()),
                     rule: rule.name.clone(),
                     h2_format: None,
-                });
+                })?;
             }
             EntryKind::File { .. } => {
                 let file = File::open(&abs).at(&abs)?;
@@ -608,11 +604,11 @@ fn write_body<W: Write>(
                     });
                 }
                 let digest = hex::encode(src.hasher.finalize());
-                sums.push_str(&sha256sum_line(&digest, name));
+                spool.sum(&digest, name)?;
                 stats.files += 1;
                 stats.bytes_in += size;
                 progress.file_done();
-                index.entries.push(IndexEntry {
+                spool.entry(&IndexEntry {
                     path: name.to_string(),
                     kind: EntryType::File,
                     size,
@@ -626,29 +622,80 @@ fn write_body<W: Write>(
                         .as_ref()
                         .filter(|h| h.file.as_deref() == Some(rel.as_path()))
                         .and_then(|h| h.format),
-                });
+                })?;
             }
         }
     }
-    index.changed_while_reading = stats.changed.clone();
-    index.corrupt = stats.corrupt.clone();
-    let index_bytes = serde_json::to_vec_pretty(&index).expect("serialisable");
-    tar.append_data(
-        &mut meta_header(index_bytes.len() as u64),
-        INDEX_JSON,
-        &index_bytes[..],
-    )
-    .at(out)?;
-    tar.append_data(
-        &mut meta_header(sums.len() as u64),
-        SHA256SUMS,
-        sums.as_bytes(),
-    )
-    .at(out)?;
+    let ((index, index_len), (sums, sums_len)) = spool.finish(&stats.changed, &stats.corrupt)?;
+    tar.append_data(&mut meta_header(index_len), INDEX_JSON, index)
+        .at(out)?;
+    tar.append_data(&mut meta_header(sums_len), SHA256SUMS, sums)
+        .at(out)?;
     let enc = tar.into_inner().at(out)?;
     let sink = enc.finish().at(out)?;
     progress.finish();
     Ok((sink, stats))
+}
+
+/// `index.json` and `SHA256SUMS` spooled to unlinked temp files beside the archive as entries
+/// are written, so memory does not grow with the number of files in the pack.
+struct Spool {
+    dir: PathBuf,
+    index: BufWriter<File>,
+    sums: BufWriter<File>,
+    first: bool,
+}
+
+impl Spool {
+    fn new(dir: &Path) -> Result<Spool> {
+        let index = tempfile::tempfile_in(dir).at(dir)?;
+        let sums = tempfile::tempfile_in(dir).at(dir)?;
+        let mut s = Spool {
+            dir: dir.to_path_buf(),
+            index: BufWriter::new(index),
+            sums: BufWriter::new(sums),
+            first: true,
+        };
+        write!(s.index, "{{\"format\":{FORMAT_VERSION},\"entries\":[").at(dir)?;
+        Ok(s)
+    }
+
+    fn entry(&mut self, e: &IndexEntry) -> Result<()> {
+        let sep = if self.first { "\n" } else { ",\n" };
+        self.first = false;
+        self.index.write_all(sep.as_bytes()).at(&self.dir)?;
+        serde_json::to_writer(&mut self.index, e)
+            .map_err(std::io::Error::from)
+            .at(&self.dir)
+    }
+
+    fn sum(&mut self, hex: &str, name: &str) -> Result<()> {
+        self.sums
+            .write_all(sha256sum_line(hex, name).as_bytes())
+            .at(&self.dir)
+    }
+
+    /// Closes index.json and rewinds both files: (file, length) each.
+    fn finish(
+        mut self,
+        changed: &[String],
+        corrupt: &[CorruptRecord],
+    ) -> Result<((File, u64), (File, u64))> {
+        let dir = self.dir.clone();
+        let tail = format!(
+            "\n],\"changed_while_reading\":{},\"corrupt\":{}}}\n",
+            serde_json::to_string(changed).expect("serialisable"),
+            serde_json::to_string(corrupt).expect("serialisable")
+        );
+        self.index.write_all(tail.as_bytes()).at(&dir)?;
+        let rewind = |w: BufWriter<File>| -> Result<(File, u64)> {
+            let mut f = w.into_inner().map_err(|e| e.into_error()).at(&dir)?;
+            let len = f.stream_position().at(&dir)?;
+            f.rewind().at(&dir)?;
+            Ok((f, len))
+        };
+        Ok((rewind(self.index)?, rewind(self.sums)?))
+    }
 }
 
 fn set_owner(h: &mut tar::Header, meta: &fs::Metadata) {

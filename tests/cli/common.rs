@@ -252,6 +252,18 @@ impl Spawned {
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
+
+    /// Waits until the process's command line holds `needle` (it has finished starting).
+    pub fn wait_for_cmdline(&self, needle: &str) {
+        let path = format!("/proc/{}/cmdline", self.pid());
+        for _ in 0..500 {
+            if std::fs::read(&path).is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("{path} never held {needle:?}");
+    }
 }
 
 impl Drop for Spawned {

@@ -449,6 +449,7 @@ fn pid_file_of_a_live_server_on_this_pack() {
             .arg(format!("-Dcarbon.home={}", canon.display()))
             .stdin(Stdio::null()),
     );
+    server.wait_for_cmdline("carbon.home");
     // the pid file holds digits, a newline and NUL padding
     let mut bytes = format!("{}\n", server.pid()).into_bytes();
     bytes.resize(64, 0);
@@ -476,6 +477,7 @@ fn pid_file_of_a_server_started_through_a_symlink() {
             .arg(format!("-Dcarbon.home={}/", link.display()))
             .stdin(Stdio::null()),
     );
+    server.wait_for_cmdline("carbon.home");
     fs::write(pack.join("wso2carbon.pid"), format!("{}\n", server.pid())).unwrap();
     for path in [&pack, &link] {
         let doc = env.inspect_json(path);
