@@ -233,8 +233,9 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                 "absent",
             )),
             Some(text) => {
-                let mut listed = BTreeSet::new();
-                for (i, line) in parse_sha256sums(text).into_iter().enumerate() {
+                // Names are borrowed from the index: nothing per line is kept.
+                let mut listed: std::collections::HashSet<&str> = std::collections::HashSet::new();
+                for (i, line) in parse_sha256sums(text).enumerate() {
                     match line {
                         None => problems.push(p(
                             ProblemKind::Sums,
@@ -243,6 +244,9 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                             format!("line {} is malformed", i + 1),
                         )),
                         Some((hex, name)) => {
+                            if let Some(e) = by_path.get(name.as_str()) {
+                                listed.insert(e.path.as_str());
+                            }
                             match by_path.get(name.as_str()) {
                                 Some(e) if e.sha256.as_deref() == Some(hex.as_str()) => {}
                                 Some(e) => problems.push(p(
@@ -258,12 +262,11 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                                     "in SHA256SUMS but not in index.json",
                                 )),
                             }
-                            listed.insert(name);
                         }
                     }
                 }
                 for e in index_entries.iter().filter(|e| e.kind == EntryType::File) {
-                    if !listed.contains(&e.path) {
+                    if !listed.contains(e.path.as_str()) {
                         problems.push(p(
                             ProblemKind::Sums,
                             &e.path,
@@ -300,7 +303,7 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let lines = parse_sha256sums(&text);
+            let lines: Vec<_> = parse_sha256sums(&text).collect();
             let side = sidecar.display().to_string();
             match lines.as_slice() {
                 [Some((hex, n))] => {

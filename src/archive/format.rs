@@ -127,26 +127,23 @@ pub fn sha256sum_line(hex: &str, name: &str) -> String {
 }
 
 /// Parses `sha256sum` text into (hex, name) pairs; None for a malformed line.
-pub fn parse_sha256sums(text: &str) -> Vec<Option<(String, String)>> {
-    text.lines()
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let (escaped, line) = match line.strip_prefix('\\') {
-                Some(rest) => (true, rest),
-                None => (false, line),
-            };
-            let (hex, name) = line.split_once("  ").or_else(|| line.split_once(" *"))?;
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            let name = if escaped {
-                unescape(name)?
-            } else {
-                name.to_string()
-            };
-            Some((hex.to_ascii_lowercase(), name))
-        })
-        .collect()
+pub fn parse_sha256sums(text: &str) -> impl Iterator<Item = Option<(String, String)>> + '_ {
+    text.lines().filter(|l| !l.is_empty()).map(|line| {
+        let (escaped, line) = match line.strip_prefix('\\') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let (hex, name) = line.split_once("  ").or_else(|| line.split_once(" *"))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let name = if escaped {
+            unescape(name)?
+        } else {
+            name.to_string()
+        };
+        Some((hex.to_ascii_lowercase(), name))
+    })
 }
 
 fn unescape(s: &str) -> Option<String> {
@@ -176,13 +173,13 @@ mod tests {
         let hex = "a".repeat(64);
         for name in ["plain.txt", "new\nline", "back\\slash", "sp ace", "ünï"] {
             let line = sha256sum_line(&hex, name);
-            let parsed = parse_sha256sums(&line);
+            let parsed: Vec<_> = parse_sha256sums(&line).collect();
             assert_eq!(
                 parsed,
                 vec![Some((hex.clone(), name.to_string()))],
                 "{name:?}"
             );
         }
-        assert_eq!(parse_sha256sums("zz  x\n"), vec![None]);
+        assert_eq!(parse_sha256sums("zz  x\n").collect::<Vec<_>>(), vec![None]);
     }
 }

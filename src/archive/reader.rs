@@ -277,7 +277,12 @@ fn read_entries<R: Read>(
             match path.as_str() {
                 SNAPSHOT_JSON => out.meta = serde_json::from_slice(&data).ok(),
                 INDEX_JSON => out.index = serde_json::from_slice(&data).ok(),
-                SHA256SUMS => out.sums = Some(String::from_utf8_lossy(&data).into_owned()),
+                SHA256SUMS => {
+                    out.sums = Some(
+                        String::from_utf8(data)
+                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    )
+                }
                 _ => {}
             }
             if path == SNAPSHOT_JSON && out.meta.is_none() {
