@@ -8,7 +8,7 @@ repo=$(cd "$here/.." && pwd)
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
 cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-co="$repo/target/release/carryover"
+co="${CARGO_TARGET_DIR:-$repo/target}/release/carryover"
 export CARRYOVER_CATALOG="$work/catalog.db"
 cp -a "$here/wso2am-4.2.0-old" "$work/old"
 cp -a "$here/wso2am-4.2.0-new" "$work/new"
