@@ -18,8 +18,9 @@ set -x
 "$co" inspect old
 "$co" snapshot old -o old.tar.zst
 "$co" verify old.tar.zst
-"$co" transplant old.tar.zst new --dry-run
-"$co" transplant old.tar.zst new
+# deployment.toml is merged three-way: the base is the file as 4.2.0 shipped it.
+"$co" transplant old.tar.zst new --base "$here/pristine-4.2.0" --dry-run
+"$co" transplant old.tar.zst new --base "$here/pristine-4.2.0"
 "$co" verify old.tar.zst --against new
 set +x
 # The real engines open what was carried and find every row and document.
@@ -27,4 +28,6 @@ for db in WSO2CARBON_DB:120 WSO2AM_DB:80 WSO2SHARED_DB:60 WSO2MB_DB:10 WSO2METRI
   "$repo/tests/fixtures/engines/check-h2-db.sh" "new/repository/database/${db%%:*}" "${db##*:}"
 done
 LUCENE_MAJOR=8 "$repo/tests/fixtures/engines/check-lucene-index.sh" new/solr/data/index 40
+# Both the operator's edits and the update's change are in the merged deployment.toml.
+grep -E 'hostname = "apim.example.com"|password =  "s3cret-ks"|enable_data_publishing = true' new/repository/conf/deployment.toml
 echo "quickstart done in $work"
