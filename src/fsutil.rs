@@ -40,7 +40,12 @@ pub fn parent_of(path: &Path) -> &Path {
 
 /// Sets mtime (seconds) without following symlinks.
 pub fn set_mtime(path: &Path, mtime: i64) -> Result<()> {
-    let t = filetime::FileTime::from_unix_time(mtime, 0);
+    set_mtime_ns(path, mtime, 0)
+}
+
+/// Sets mtime (and atime) to `secs` + `nsec` without following symlinks.
+pub fn set_mtime_ns(path: &Path, secs: i64, nsec: u32) -> Result<()> {
+    let t = filetime::FileTime::from_unix_time(secs, nsec);
     filetime::set_symlink_file_times(path, t, t).at(path)
 }
 

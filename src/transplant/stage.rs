@@ -193,7 +193,7 @@ impl StageState {
         self.dirs.sort_by(|a, b| b.0.cmp(&a.0));
         for (p, mode, mtime, nsec) in &self.dirs {
             fs::set_permissions(p, fs::Permissions::from_mode(*mode)).at(p)?;
-            set_times(p, *mtime, *nsec)?;
+            crate::fsutil::set_mtime_ns(p, *mtime, *nsec)?;
         }
         Ok(())
     }
@@ -354,7 +354,7 @@ pub fn stage_from_pack(
             EntryType::Symlink => {
                 std::os::unix::fs::symlink(link.as_deref().unwrap_or_default(), &abs).at(&abs)?;
                 state.chown(&abs, meta.uid() as u64, meta.gid() as u64)?;
-                set_times(&abs, staged.mtime, meta.mtime_nsec() as u32)?;
+                crate::fsutil::set_mtime_ns(&abs, staged.mtime, meta.mtime_nsec() as u32)?;
                 state.staged.push(staged);
             }
             EntryType::File => files.push((src, abs, staged)),
@@ -444,18 +444,12 @@ fn copy_one(
         std::os::unix::fs::lchown(dst, Some(before.uid()), Some(before.gid())).at(dst)?;
     }
     fs::set_permissions(dst, fs::Permissions::from_mode(staged.mode)).at(dst)?;
-    set_times(dst, before.mtime(), before.mtime_nsec() as u32)?;
+    crate::fsutil::set_mtime_ns(dst, before.mtime(), before.mtime_nsec() as u32)?;
     let mut st = staged.clone();
     st.size = n_total;
     st.mtime = before.mtime();
     st.sha256 = Some(hex::encode(h.finalize()));
     Ok(st)
-}
-
-/// Sets a staged entry's mtime (nanoseconds kept when the source has them), without following links.
-fn set_times(p: &Path, secs: i64, nsec: u32) -> Result<()> {
-    let t = filetime::FileTime::from_unix_time(secs, nsec);
-    filetime::set_symlink_file_times(p, t, t).at(p)
 }
 
 /// Staged entries by destination, for lookups during swap and verify.

@@ -136,8 +136,7 @@ fn mtime_of(p: &Path) -> Option<(i64, u32)> {
 }
 
 fn set_mtime_exact(p: &Path, t: (i64, u32)) -> Result<()> {
-    let ft = filetime::FileTime::from_unix_time(t.0, t.1);
-    filetime::set_symlink_file_times(p, ft, ft).at(p)
+    fsutil::set_mtime_ns(p, t.0, t.1)
 }
 
 /// The nearest existing ancestor directory of `rel` in the pack (relative; "" is the root).
