@@ -10,6 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::archive::format::{parse_sha256sums, EntryType, IndexEntry};
+use crate::archive::index_check::FindingKind;
 use crate::archive::{read_archive, sidecar_path, ArchiveContents};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{Manifest, Origin, Selection};
@@ -129,8 +130,6 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
     // A damaged zstd stream is a finding (exit 5) even when its first block is the damaged one;
     // only a file that is not zstd, or ends before anything could be read, is unreadable.
     let readable = c.meta.is_some() || !c.seen.is_empty() || c.damaged;
-    let empty: Vec<IndexEntry> = Vec::new();
-    let index_entries = c.index.as_ref().map(|i| &i.entries).unwrap_or(&empty);
     if c.index.is_none() {
         problems.push(p(
             ProblemKind::MissingRecord,
@@ -147,17 +146,6 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
             "entry appears more than once",
         ));
     }
-    let mut by_path: BTreeMap<&str, &IndexEntry> = BTreeMap::new();
-    for e in index_entries {
-        if by_path.insert(e.path.as_str(), e).is_some() {
-            problems.push(p(
-                ProblemKind::Duplicate,
-                &e.path,
-                Some(&e.rule),
-                "listed twice in index.json",
-            ));
-        }
-    }
     let mut rules: BTreeMap<String, RuleResult> = BTreeMap::new();
     if let Some(m) = &c.meta {
         for r in &m.rules {
@@ -171,51 +159,28 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
             );
         }
     }
-    if c.index.is_some() {
-        for e in index_entries {
-            if let Some(r) = rules.get_mut(&e.rule) {
-                r.checked += 1;
-            }
-            match c.seen.get(&e.path) {
-                None => problems.push(p(
-                    ProblemKind::Missing,
-                    &e.path,
-                    Some(&e.rule),
-                    "in index.json but not in the archive",
-                )),
-                Some(s) => {
-                    let mut diffs = Vec::new();
-                    if s.kind != e.kind {
-                        diffs.push(format!("type {:?} vs index {:?}", s.kind, e.kind));
-                    }
-                    if s.size != e.size {
-                        diffs.push(format!("size {} vs index {}", s.size, e.size));
-                    }
-                    if s.sha256 != e.sha256 {
-                        diffs.push("content sha256 differs from index".to_string());
-                    }
-                    if s.mode != e.mode {
-                        diffs.push(format!("mode {:o} vs index {:o}", s.mode, e.mode));
-                    }
-                    if s.mtime != e.mtime.max(0) {
-                        diffs.push(format!("mtime {} vs index {}", s.mtime, e.mtime));
-                    }
-                    if s.link != e.link {
-                        diffs.push("symlink target differs from index".to_string());
-                    }
-                    if !diffs.is_empty() {
-                        problems.push(p(
-                            ProblemKind::Changed,
-                            &e.path,
-                            Some(&e.rule),
-                            diffs.join("; "),
-                        ));
-                    }
-                }
+    if let Some(ix) = &c.index {
+        for (i, name) in ix.rules.iter().enumerate() {
+            if let Some(r) = rules.get_mut(name) {
+                r.checked += ix.counts[i];
             }
         }
-        for path in c.seen.keys() {
-            if !by_path.contains_key(path.as_str()) {
+        // Entry-level findings were made while index.json streamed (it is never held whole).
+        for f in &ix.findings {
+            let kind = match f.kind {
+                FindingKind::Missing => ProblemKind::Missing,
+                FindingKind::Duplicate => ProblemKind::Duplicate,
+                FindingKind::Changed => ProblemKind::Changed,
+            };
+            problems.push(p(
+                kind,
+                &f.path,
+                Some(ix.rule_name(f.rule)),
+                f.detail.clone(),
+            ));
+        }
+        for (path, s) in &c.seen {
+            if s.index.is_none() {
                 problems.push(p(
                     ProblemKind::Extra,
                     path,
@@ -232,41 +197,27 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                 None,
                 "absent",
             )),
-            Some(text) => {
-                // Names are borrowed from the index: nothing per line is kept.
-                let mut listed: std::collections::HashSet<&str> = std::collections::HashSet::new();
-                for (i, line) in parse_sha256sums(text).enumerate() {
-                    match line {
-                        None => problems.push(p(
+            Some(sums) => {
+                for sp in &sums.problems {
+                    problems.push(p(
+                        ProblemKind::Sums,
+                        &sp.path,
+                        sp.rule.as_deref(),
+                        sp.detail.clone(),
+                    ));
+                }
+                for (path, s) in &c.seen {
+                    if let Some(m) = s.index.as_ref().filter(|m| m.is_file && !m.listed) {
+                        problems.push(p(
                             ProblemKind::Sums,
-                            ".carryover/SHA256SUMS",
-                            None,
-                            format!("line {} is malformed", i + 1),
-                        )),
-                        Some((hex, name)) => {
-                            if let Some(e) = by_path.get(name.as_str()) {
-                                listed.insert(e.path.as_str());
-                            }
-                            match by_path.get(name.as_str()) {
-                                Some(e) if e.sha256.as_deref() == Some(hex.as_str()) => {}
-                                Some(e) => problems.push(p(
-                                    ProblemKind::Sums,
-                                    &name,
-                                    Some(&e.rule),
-                                    "SHA256SUMS digest differs from index.json",
-                                )),
-                                None => problems.push(p(
-                                    ProblemKind::Sums,
-                                    &name,
-                                    None,
-                                    "in SHA256SUMS but not in index.json",
-                                )),
-                            }
-                        }
+                            path,
+                            Some(ix.rule_name(m.rule)),
+                            "file missing from SHA256SUMS",
+                        ));
                     }
                 }
-                for e in index_entries.iter().filter(|e| e.kind == EntryType::File) {
-                    if !listed.contains(e.path.as_str()) {
+                for e in ix.missing.iter().filter(|e| e.kind == EntryType::File) {
+                    if !sums.listed_missing.contains(&e.path) {
                         problems.push(p(
                             ProblemKind::Sums,
                             &e.path,
@@ -277,18 +228,16 @@ pub fn check_contents(archive: &Path, c: &ArchiveContents) -> VerifyReport {
                 }
             }
         }
-        if let Some(i) = &c.index {
-            for ch in &i.changed_while_reading {
-                warnings.push(format!(
-                    "{ch} changed while the snapshot read it (taken with --allow-running)"
-                ));
-            }
-            for co in &i.corrupt {
-                warnings.push(format!(
-                    "{} was damaged when snapshotted: {} (--allow-corrupt)",
-                    co.path, co.problem
-                ));
-            }
+        for ch in &ix.changed_while_reading {
+            warnings.push(format!(
+                "{ch} changed while the snapshot read it (taken with --allow-running)"
+            ));
+        }
+        for co in &ix.corrupt {
+            warnings.push(format!(
+                "{} was damaged when snapshotted: {} (--allow-corrupt)",
+                co.path, co.problem
+            ));
         }
     }
     // The sidecar: `HEX  NAME` for this archive.
@@ -410,8 +359,28 @@ pub fn verify_against(
         .filter(|r| r.kind == "config" && r.strategy == "merge")
         .map(|r| r.name.as_str())
         .collect();
+    // What the snapshot holds, as the index described it.
+    let listed: Vec<IndexEntry> = contents
+        .seen
+        .iter()
+        .filter_map(|(path, s)| {
+            let m = s.index.as_ref()?;
+            Some(IndexEntry {
+                path: path.clone(),
+                kind: s.kind,
+                size: s.size,
+                mode: s.mode,
+                mtime: s.mtime,
+                sha256: m.sha256.clone().or_else(|| s.sha_hex()),
+                link: s.link.clone(),
+                rule: index.rule_name(m.rule).to_string(),
+                h2_format: None,
+            })
+        })
+        .chain(index.missing.iter().cloned())
+        .collect();
     let mut problems = Vec::new();
-    for e in &index.entries {
+    for e in &listed {
         let Some((cur, _)) = current.get(&e.path) else {
             problems.push(p(
                 ProblemKind::Missing,
@@ -454,7 +423,7 @@ pub fn verify_against(
             }
         }
     }
-    let in_index: BTreeSet<&str> = index.entries.iter().map(|e| e.path.as_str()).collect();
+    let in_index: BTreeSet<&str> = listed.iter().map(|e| e.path.as_str()).collect();
     for (path, (_, rule)) in &current {
         if !in_index.contains(path.as_str()) {
             problems.push(p(

@@ -128,22 +128,27 @@ pub fn sha256sum_line(hex: &str, name: &str) -> String {
 
 /// Parses `sha256sum` text into (hex, name) pairs; None for a malformed line.
 pub fn parse_sha256sums(text: &str) -> impl Iterator<Item = Option<(String, String)>> + '_ {
-    text.lines().filter(|l| !l.is_empty()).map(|line| {
-        let (escaped, line) = match line.strip_prefix('\\') {
-            Some(rest) => (true, rest),
-            None => (false, line),
-        };
-        let (hex, name) = line.split_once("  ").or_else(|| line.split_once(" *"))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let name = if escaped {
-            unescape(name)?
-        } else {
-            name.to_string()
-        };
-        Some((hex.to_ascii_lowercase(), name))
-    })
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(parse_sha256sum_line)
+}
+
+/// One `sha256sum` line into (lowercase hex, name); None when malformed.
+pub fn parse_sha256sum_line(line: &str) -> Option<(String, String)> {
+    let (escaped, line) = match line.strip_prefix('\\') {
+        Some(rest) => (true, rest),
+        None => (false, line),
+    };
+    let (hex, name) = line.split_once("  ").or_else(|| line.split_once(" *"))?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let name = if escaped {
+        unescape(name)?
+    } else {
+        name.to_string()
+    };
+    Some((hex.to_ascii_lowercase(), name))
 }
 
 fn unescape(s: &str) -> Option<String> {

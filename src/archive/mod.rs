@@ -1,6 +1,7 @@
 //! The snapshot archive: format records, the one-pass writer and the streaming reader.
 
 pub mod format;
+pub mod index_check;
 pub mod reader;
 pub mod writer;
 

@@ -21,23 +21,30 @@ pub struct Seen {
     pub size: u64,
     pub mode: u32,
     pub mtime: i64,
-    pub sha256: Option<String>,
+    /// Kept as bytes: one of these per archive entry stays in memory until the index arrives.
+    pub sha256: Option<[u8; 32]>,
     pub link: Option<String>,
     pub uid: u64,
     pub gid: u64,
+    /// What index.json said about this path (None: not listed, or no readable index).
+    pub index: Option<super::index_check::IndexMark>,
 }
 
 /// The archive's contents as read, plus stream-level problems.
 #[derive(Debug, Default)]
 pub struct ArchiveContents {
     pub meta: Option<SnapshotMeta>,
-    pub index: Option<Index>,
-    pub sums: Option<String>,
+    /// index.json, checked against the entries as it streamed (None: absent or unreadable).
+    pub index: Option<super::index_check::IndexInfo>,
+    /// SHA256SUMS, checked against the index as it streamed (None: absent).
+    pub sums: Option<super::index_check::SumsInfo>,
     /// Data entries in archive order (`.carryover/*` excluded).
     pub seen: BTreeMap<String, Seen>,
     pub duplicates: Vec<String>,
     /// File entries in the order their content was hashed (emptied once digests are filled in).
     file_order: Vec<String>,
+    /// How many of `file_order` already have their digest.
+    filled: usize,
     /// The stream could not be read to its end: corrupt or truncated (first error).
     pub stream_error: Option<String>,
     /// The file is a zstd stream that failed an integrity check (a damaged block, the frame
@@ -49,12 +56,47 @@ pub struct ArchiveContents {
     pub compressed_bytes: u64,
 }
 
+impl Seen {
+    pub fn sha_hex(&self) -> Option<String> {
+        self.sha256.map(hex::encode)
+    }
+}
+
+/// A hex SHA-256 as bytes (None when absent or not 64 hex digits).
+pub fn digest_of(hex: Option<&str>) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex?, &mut out).ok()?;
+    Some(out)
+}
+
+impl ArchiveContents {
+    /// Gives the next files in hashing order their digests.
+    fn apply_digests(&mut self, digests: &[[u8; 32]]) {
+        for d in digests {
+            let Some(p) = self.file_order.get(self.filled) else {
+                break;
+            };
+            if let Some(seen) = self.seen.get_mut(p) {
+                seen.sha256 = Some(*d);
+            }
+            self.filled += 1;
+        }
+        if self.filled == self.file_order.len() {
+            // Every file so far has its digest: the paths are no longer needed.
+            self.file_order = Vec::new();
+            self.filled = 0;
+        }
+    }
+}
+
 /// Work for the hashing thread: decompression stays on the reading thread, every SHA-256
 /// (of the compressed file and of each entry) runs on this one, so the two overlap.
 enum HashMsg {
     /// A buffer and how many of its bytes are data.
     Data(Vec<u8>, usize),
     End,
+    /// Hand over the digests computed so far.
+    Flush(std::sync::mpsc::SyncSender<Vec<[u8; 32]>>),
 }
 
 /// The hashing thread's results.
@@ -128,6 +170,9 @@ fn hasher_thread(
                 cur.update(&b[..n]);
                 let _ = back.try_send(b);
             }
+            HashMsg::Flush(reply) => {
+                let _ = reply.send(std::mem::take(&mut out.digests));
+            }
             HashMsg::End => {
                 let h = std::mem::replace(&mut cur, Sha256::new());
                 out.digests.push(h.finalize().into());
@@ -169,14 +214,8 @@ pub fn read_archive(
     let hashed = hashed.map_err(failed)?;
     let raw = raw.map_err(failed)?.at(path)?;
     walk?;
-    for (p, digest) in std::mem::take(&mut out.file_order)
-        .iter()
-        .zip(&hashed.digests)
-    {
-        if let Some(seen) = out.seen.get_mut(p) {
-            seen.sha256 = Some(hex::encode(digest));
-        }
-    }
+    out.apply_digests(&hashed.digests);
+    out.file_order = Vec::new();
     out.archive_sha256 = Some(raw.0);
     out.compressed_bytes = raw.1;
     progress.finish();
@@ -266,24 +305,33 @@ fn read_entries<R: Read>(
         let mtime = h.mtime().unwrap_or(0) as i64;
         let size = entry.size();
         if path == INDEX_JSON && et.is_file() {
-            // Parsed as it streams: it is the largest record, so it is never held as text.
-            out.index =
-                serde_json::from_reader(io::BufReader::with_capacity(1 << 16, &mut entry)).ok();
+            // The largest record: checked entry by entry as it streams, never held. The digests
+            // of the data before it are needed for that, so fetch them from the hasher first.
+            let (reply, digests) = std::sync::mpsc::sync_channel(1);
+            pipe.send(HashMsg::Flush(reply));
+            if let Ok(d) = digests.recv() {
+                out.apply_digests(&d);
+            }
+            out.index = super::index_check::check_streaming(
+                io::BufReader::with_capacity(1 << 16, &mut entry),
+                &mut out.seen,
+            );
+            continue;
+        }
+        if path == SHA256SUMS && et.is_file() {
+            // Checked line by line against the index (written before it), never held.
+            let reader = io::BufReader::with_capacity(1 << 16, &mut entry);
+            out.sums = Some(match &out.index {
+                Some(info) => super::index_check::check_sums_streaming(reader, &mut out.seen, info),
+                None => super::index_check::SumsInfo::default(),
+            });
             continue;
         }
         if path.starts_with(META_DIR) && et.is_file() {
             let mut data = Vec::with_capacity(size.min(1 << 26) as usize);
             entry.read_to_end(&mut data).map_err(stream)?;
-            match path.as_str() {
-                SNAPSHOT_JSON => out.meta = serde_json::from_slice(&data).ok(),
-                INDEX_JSON => out.index = serde_json::from_slice(&data).ok(),
-                SHA256SUMS => {
-                    out.sums = Some(
-                        String::from_utf8(data)
-                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                    )
-                }
-                _ => {}
+            if path == SNAPSHOT_JSON {
+                out.meta = serde_json::from_slice(&data).ok();
             }
             if path == SNAPSHOT_JSON && out.meta.is_none() {
                 return Err(Error::corrupt(
@@ -318,6 +366,7 @@ fn read_entries<R: Read>(
             link,
             uid: h.uid().unwrap_or(0),
             gid: h.gid().unwrap_or(0),
+            index: None,
         };
         if let Some(v) = visitor.as_deref_mut() {
             v.begin(&path, &seen)?;

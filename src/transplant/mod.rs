@@ -413,7 +413,7 @@ fn run(
                     .route(path)
                     .and_then(|(_, dst)| at.get(&dst).copied())
                 {
-                    staged[i].sha256 = seen.sha256.clone();
+                    staged[i].sha256 = seen.sha_hex();
                 }
             }
             staged

@@ -481,7 +481,17 @@ fn pid_file_of_a_server_started_through_a_symlink() {
     fs::write(pack.join("wso2carbon.pid"), format!("{}\n", server.pid())).unwrap();
     for path in [&pack, &link] {
         let doc = env.inspect_json(path);
-        assert_eq!(doc["liveness"]["running"], true, "{}", doc["liveness"]);
+        let cmdline = fs::read(format!("/proc/{}/cmdline", server.pid())).unwrap_or_default();
+        let cwd = fs::read_link(format!("/proc/{}/cwd", server.pid()));
+        assert_eq!(
+            doc["liveness"]["running"],
+            true,
+            "{} cmdline={:?} cwd={cwd:?} link={} canon={:?}",
+            doc["liveness"],
+            String::from_utf8_lossy(&cmdline),
+            link.display(),
+            fs::canonicalize(&link)
+        );
         assert_eq!(evidence(&doc, "live-server").len(), 1);
     }
 }

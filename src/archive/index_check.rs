@@ -1,0 +1,334 @@
+//! `index.json` checked as it streams: each entry is compared with what the archive held for its
+//! path and then dropped, so verification memory does not hold the index (the largest record).
+//! What later checks need (the entry's rule, its digest when it disagrees) is kept on the
+//! archive's own record of the path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserializer;
+
+use super::format::{CorruptRecord, EntryType, IndexEntry};
+use super::reader::Seen;
+
+/// What the index said about a path the archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexMark {
+    /// Index into [`IndexInfo::rules`].
+    pub rule: u16,
+    /// The index's digest, kept only when it differs from the archive's.
+    pub sha256: Option<String>,
+    /// The index lists it as a regular file.
+    pub is_file: bool,
+    /// SHA256SUMS lists it.
+    pub listed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingKind {
+    /// In the index, not in the archive.
+    Missing,
+    /// Listed twice in the index.
+    Duplicate,
+    /// The archive's entry differs from the index's.
+    Changed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub path: String,
+    pub rule: u16,
+    pub detail: String,
+}
+
+/// The index, digested.
+#[derive(Debug, Clone, Default)]
+pub struct IndexInfo {
+    pub format: u32,
+    pub changed_while_reading: Vec<String>,
+    pub corrupt: Vec<CorruptRecord>,
+    /// Rule names, interned.
+    pub rules: Vec<String>,
+    /// Entries per rule (same order as `rules`).
+    pub counts: Vec<u64>,
+    /// Problems found while the index streamed, in index order.
+    pub findings: Vec<Finding>,
+    /// Index entries the archive does not hold (kept whole; normally none).
+    pub missing: Vec<IndexEntry>,
+}
+
+impl IndexInfo {
+    pub fn rule_name(&self, rule: u16) -> &str {
+        self.rules
+            .get(rule as usize)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// Differences between what the archive held and what the index says.
+pub fn diff(s: &Seen, e: &IndexEntry) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if s.kind != e.kind {
+        diffs.push(format!("type {:?} vs index {:?}", s.kind, e.kind));
+    }
+    if s.size != e.size {
+        diffs.push(format!("size {} vs index {}", s.size, e.size));
+    }
+    if s.sha256 != super::reader::digest_of(e.sha256.as_deref()) {
+        diffs.push("content sha256 differs from index".to_string());
+    }
+    if s.mode != e.mode {
+        diffs.push(format!("mode {:o} vs index {:o}", s.mode, e.mode));
+    }
+    if s.mtime != e.mtime.max(0) {
+        diffs.push(format!("mtime {} vs index {}", s.mtime, e.mtime));
+    }
+    if s.link != e.link {
+        diffs.push("symlink target differs from index".to_string());
+    }
+    diffs
+}
+
+struct State<'a> {
+    seen: &'a mut BTreeMap<String, Seen>,
+    info: IndexInfo,
+    ids: HashMap<String, u16>,
+}
+
+impl State<'_> {
+    fn rule_id(&mut self, name: &str) -> u16 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.info.rules.len() as u16;
+        self.info.rules.push(name.to_string());
+        self.info.counts.push(0);
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn entry(&mut self, e: IndexEntry) {
+        let rule = self.rule_id(&e.rule);
+        self.info.counts[rule as usize] += 1;
+        let finding = |kind, detail: String| Finding {
+            kind,
+            path: e.path.clone(),
+            rule,
+            detail,
+        };
+        match self.seen.get_mut(&e.path) {
+            None => {
+                if self.info.missing.iter().any(|m| m.path == e.path) {
+                    let f = finding(FindingKind::Duplicate, "listed twice in index.json".into());
+                    self.info.findings.push(f);
+                } else {
+                    let f = finding(
+                        FindingKind::Missing,
+                        "in index.json but not in the archive".into(),
+                    );
+                    self.info.findings.push(f);
+                    self.info.missing.push(e);
+                }
+            }
+            Some(s) => {
+                if s.index.is_some() {
+                    let f = finding(FindingKind::Duplicate, "listed twice in index.json".into());
+                    self.info.findings.push(f);
+                    return;
+                }
+                let diffs = diff(s, &e);
+                s.index = Some(IndexMark {
+                    rule,
+                    sha256: if s.sha256 != super::reader::digest_of(e.sha256.as_deref()) {
+                        e.sha256.clone()
+                    } else {
+                        None
+                    },
+                    is_file: e.kind == EntryType::File,
+                    listed: false,
+                });
+                if !diffs.is_empty() {
+                    let f = finding(FindingKind::Changed, diffs.join("; "));
+                    self.info.findings.push(f);
+                }
+            }
+        }
+    }
+}
+
+/// Parses `index.json` from `reader`, checking each entry against `seen` as it arrives.
+pub fn check_streaming<R: std::io::Read>(
+    reader: R,
+    seen: &mut BTreeMap<String, Seen>,
+) -> Option<IndexInfo> {
+    let mut state = State {
+        seen,
+        info: IndexInfo::default(),
+        ids: HashMap::new(),
+    };
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let ok = de.deserialize_map(TopVisitor { state: &mut state }).is_ok() && de.end().is_ok();
+    if !ok {
+        // A broken index: forget what it marked, so the report says it is unreadable rather
+        // than half-checked.
+        for s in state.seen.values_mut() {
+            s.index = None;
+        }
+        return None;
+    }
+    Some(state.info)
+}
+
+struct TopVisitor<'a, 'b> {
+    state: &'a mut State<'b>,
+}
+
+impl<'de> Visitor<'de> for TopVisitor<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the index.json object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut saw_entries = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "format" => self.state.info.format = map.next_value()?,
+                "entries" => {
+                    map.next_value_seed(EntriesSeed { state: self.state })?;
+                    saw_entries = true;
+                }
+                "changed_while_reading" => {
+                    self.state.info.changed_while_reading = map.next_value()?
+                }
+                "corrupt" => self.state.info.corrupt = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if !saw_entries {
+            return Err(serde::de::Error::missing_field("entries"));
+        }
+        Ok(())
+    }
+}
+
+struct EntriesSeed<'a, 'b> {
+    state: &'a mut State<'b>,
+}
+
+impl<'de> DeserializeSeed<'de> for EntriesSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntriesSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of index entries")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(e) = seq.next_element::<IndexEntry>()? {
+            self.state.entry(e);
+        }
+        Ok(())
+    }
+}
+
+/// A disagreement between SHA256SUMS and the index.
+#[derive(Debug, Clone)]
+pub struct SumsProblem {
+    pub path: String,
+    pub rule: Option<String>,
+    pub detail: String,
+}
+
+/// SHA256SUMS, checked line by line against the index as it streams.
+#[derive(Debug, Clone, Default)]
+pub struct SumsInfo {
+    pub problems: Vec<SumsProblem>,
+    /// Index entries missing from the archive that SHA256SUMS lists.
+    pub listed_missing: std::collections::HashSet<String>,
+}
+
+/// Checks `SHA256SUMS` from `reader` against the index marks in `seen` (and the index entries
+/// the archive lacks); marks each listed entry.
+pub fn check_sums_streaming<R: std::io::BufRead>(
+    reader: R,
+    seen: &mut BTreeMap<String, Seen>,
+    info: &IndexInfo,
+) -> SumsInfo {
+    let mut out = SumsInfo::default();
+    let missing: HashMap<&str, &IndexEntry> =
+        info.missing.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut push = |path: &str, rule: Option<&str>, detail: String| {
+        out.problems.push(SumsProblem {
+            path: path.to_string(),
+            rule: rule.map(str::to_string),
+            detail,
+        })
+    };
+    let mut listed_missing = std::collections::HashSet::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let Ok(line) = line else {
+            push(
+                ".carryover/SHA256SUMS",
+                None,
+                format!("unreadable after line {i}"),
+            );
+            break;
+        };
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = std::str::from_utf8(&line)
+            .ok()
+            .and_then(super::format::parse_sha256sum_line);
+        let Some((hex, name)) = parsed else {
+            push(
+                ".carryover/SHA256SUMS",
+                None,
+                format!("line {} is malformed", i + 1),
+            );
+            continue;
+        };
+        let indexed = match seen.get_mut(name.as_str()) {
+            Some(s) => {
+                let computed = s.sha256;
+                s.index.as_mut().map(|m| {
+                    m.listed = true;
+                    let sha = m.sha256.clone().or_else(|| computed.map(hex::encode));
+                    (sha, info.rule_name(m.rule).to_string())
+                })
+            }
+            None => missing.get(name.as_str()).map(|e| {
+                listed_missing.insert(e.path.clone());
+                (e.sha256.clone(), e.rule.clone())
+            }),
+        };
+        match indexed {
+            Some((sha, rule)) => {
+                if sha.as_deref() != Some(hex.as_str()) {
+                    push(
+                        &name,
+                        Some(&rule),
+                        "SHA256SUMS digest differs from index.json".into(),
+                    );
+                }
+            }
+            None => push(&name, None, "in SHA256SUMS but not in index.json".into()),
+        }
+    }
+    out.listed_missing = listed_missing;
+    out
+}
