@@ -72,20 +72,7 @@ impl TestEnv {
 
     /// The `carryover` binary with the hermetic environment, run in the temp dir.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("carryover").expect("the carryover binary is built");
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("CARRYOVER_") {
-                cmd.env_remove(&k);
-            }
-        }
-        cmd.env("CARRYOVER_CATALOG", self.catalog())
-            .env("XDG_DATA_HOME", self.path().join("xdg"))
-            .env("HOME", self.path().join("home"))
-            .env("TZ", "UTC")
-            .env_remove("RUST_LOG")
-            .env_remove("NO_COLOR")
-            .current_dir(self.path());
-        cmd
+        Command::from_std(self.std_cmd())
     }
 
     /// Generates a synthetic pack with `tests/fixtures/mkpack.py` into `<tmp>/wso2am-VERSION`.
