@@ -143,7 +143,9 @@ fn hash_raw_file(path: &Path) -> io::Result<(String, u64)> {
     Ok((hex::encode(h.finalize()), count))
 }
 
-const CHUNK: usize = 1 << 20;
+/// Small chunks, deep queue: the decoder and the hasher stay decoupled with little memory in
+/// flight (measured: 1 MiB x 8 was 6 % slower, 1 MiB x 32 costs 32 MiB).
+const CHUNK: usize = 256 << 10;
 
 /// The zstd frame magic number, little-endian on disk.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -199,8 +201,8 @@ pub fn read_archive(
     let file = File::open(path).at(path)?;
     // The uncompressed size is only known at the end (index.json): progress counts bytes read.
     progress.begin(0, 0);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<HashMsg>(8);
-    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(12);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<HashMsg>(32);
+    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(40);
     let pipe = HashPipe { tx, back: back_rx };
     let mut out = ArchiveContents::default();
     let (walk, hashed, raw) = std::thread::scope(|scope| {
