@@ -94,18 +94,10 @@ pub struct IndexEntry {
     pub h2_format: Option<H2Format>,
 }
 
-/// `.carryover/index.json`, written after the data it describes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Index {
-    pub format: u32,
-    pub entries: Vec<IndexEntry>,
-    /// Files that changed while being read (only recorded under --allow-running).
-    #[serde(default)]
-    pub changed_while_reading: Vec<String>,
-    /// Files whose engine-level checks failed (only recorded under --allow-corrupt).
-    #[serde(default)]
-    pub corrupt: Vec<CorruptRecord>,
-}
+// `.carryover/index.json`, written after the data it describes, is
+// `{"format": 1, "entries": [IndexEntry...], "changed_while_reading": [path...],
+//   "corrupt": [CorruptRecord...]}`. It is never held whole: the writer spools it entry by entry
+// (writer.rs, `Spool`) and verify checks it as it streams (index_check.rs).
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorruptRecord {

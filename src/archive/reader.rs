@@ -378,13 +378,9 @@ fn read_entries<R: Read>(
             while remaining > 0 {
                 let mut buf = pipe.buffer();
                 let want = remaining.min(CHUNK as u64) as usize;
-                let n = read_full(&mut entry, &mut buf[..want]).map_err(stream)?;
-                if n == 0 {
-                    return Err(stream(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "entry ends early",
-                    )));
-                }
+                // A truncated entry is an UnexpectedEof, which `stream` reports as truncation.
+                entry.read_exact(&mut buf[..want]).map_err(stream)?;
+                let n = want;
                 remaining -= n as u64;
                 if let Some(v) = visitor.as_deref_mut() {
                     v.data(&buf[..n])?;
@@ -403,18 +399,4 @@ fn read_entries<R: Read>(
         }
     }
     Ok(())
-}
-
-/// Fills `buf` unless the reader ends first; returns the bytes read.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

@@ -57,13 +57,6 @@ pub fn builtins() -> Result<Vec<Manifest>> {
         .collect()
 }
 
-/// A built-in manifest by its `name` (e.g. `wso2am-4.1-4.2`) or file name.
-pub fn builtin(name: &str) -> Result<Option<Manifest>> {
-    Ok(builtins()?
-        .into_iter()
-        .find(|m| m.name == name || matches!(m.origin, Origin::Builtin(f) if f == name)))
-}
-
 /// The manifest chosen for a pack, and why.
 #[derive(Debug, Clone)]
 pub struct Selection {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
-pub use builtin::{builtin, builtins, select, Selection};
+pub use builtin::{builtins, select, Selection};
 
 use crate::error::{Error, Result};
 

@@ -3,7 +3,7 @@
 //! entry is validated first: no absolute paths, no `..`, nothing through a symlink, no link
 //! pointing outside the pack, no duplicates, no hard links, devices or fifos.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -450,11 +450,6 @@ fn copy_one(
     st.mtime = before.mtime();
     st.sha256 = Some(hex::encode(h.finalize()));
     Ok(st)
-}
-
-/// Staged entries by destination, for lookups during swap and verify.
-pub fn by_dst(staged: &[Staged]) -> BTreeMap<&str, &Staged> {
-    staged.iter().map(|s| (s.dst.as_str(), s)).collect()
 }
 
 #[cfg(test)]
