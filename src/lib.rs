@@ -14,11 +14,15 @@ pub mod pack;
 pub mod plan;
 
 pub use error::{Error, Result};
+pub mod access;
 pub mod archive;
 pub mod catalog;
+pub mod digest;
 pub mod fsutil;
 pub mod integrity;
+pub mod lock;
 pub mod merge;
-pub mod report;
+pub mod progress;
 pub mod transplant;
 pub mod verify;
+pub mod version;

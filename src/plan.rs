@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{IoContext, Result};
-use crate::manifest::{Manifest, Rule, RuleKind, Selection, Strategy};
+use crate::manifest::{Kind, Manifest, Rule, RuleKind, Selection, Strategy};
 use crate::pack::{engines::engine_mv_format, H2Format, Liveness, Location, Pack};
 
 /// What a path in the pack is.
@@ -71,7 +71,7 @@ impl Entry {
 }
 
 /// Whether a rule found its state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Found,
@@ -104,7 +104,7 @@ pub struct H2Info {
 #[derive(Debug, Clone, Serialize)]
 pub struct RulePlan {
     pub name: String,
-    pub kind: &'static str,
+    pub kind: Kind,
     pub required: bool,
     pub strategy: Strategy,
     pub travels_with: Option<String>,
@@ -236,7 +236,7 @@ fn lock_probes(pack: &Pack, rules: &[RulePlan]) -> Vec<PathBuf> {
             }
             probes.extend(h2.side_files.iter().map(|s| pack.root.join(s)));
         }
-        if r.kind == "lucene" {
+        if r.kind == Kind::Lucene {
             if let Some(p) = &r.path {
                 probes.extend(
                     r.entries
@@ -261,7 +261,7 @@ fn resolve_rule(
 ) -> Result<RulePlan> {
     let mut rp = RulePlan {
         name: rule.name.clone(),
-        kind: rule.kind.name(),
+        kind: rule.kind.kind(),
         required: rule.required,
         strategy: rule.strategy,
         travels_with: rule.travels_with.clone(),

@@ -13,10 +13,10 @@ use crate::archive::format::{parse_sha256sums, EntryType, IndexEntry};
 use crate::archive::index_check::FindingKind;
 use crate::archive::{read_archive, sidecar_path, ArchiveContents};
 use crate::error::{Error, IoContext, Result};
-use crate::manifest::{Manifest, Origin, Selection};
+use crate::manifest::{Kind, Manifest, Origin, Selection, Strategy};
 use crate::pack::Pack;
 use crate::plan::{EntryKind, Plan};
-use crate::report::{Cancel, Progress};
+use crate::progress::{Cancel, Progress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -356,7 +356,7 @@ pub fn verify_against(
     let merged: BTreeSet<&str> = meta
         .rules
         .iter()
-        .filter(|r| r.kind == "config" && r.strategy == "merge")
+        .filter(|r| r.kind == Kind::Config && r.strategy == Strategy::Merge)
         .map(|r| r.name.as_str())
         .collect();
     // What the snapshot holds, as the index described it.

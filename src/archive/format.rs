@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::{Kind, Strategy};
 use crate::pack::H2Format;
+use crate::plan::Status;
 
 pub const FORMAT_VERSION: u32 = 1;
 pub const META_DIR: &str = ".carryover";
@@ -40,6 +42,10 @@ pub struct SnapshotMeta {
     /// A baseline: the pristine pack right after install, the base for config merges.
     #[serde(default)]
     pub baseline: bool,
+    /// The old pack carried profile-optimisation leftovers (it must be re-optimised after the
+    /// update).
+    #[serde(default)]
+    pub profiled: bool,
     pub warnings: Vec<String>,
 }
 
@@ -54,12 +60,12 @@ pub struct ManifestRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleRecord {
     pub name: String,
-    pub kind: String,
-    pub strategy: String,
+    pub kind: Kind,
+    pub strategy: Strategy,
     pub required: bool,
     pub travels_with: Option<String>,
     pub path: Option<PathBuf>,
-    pub status: String,
+    pub status: Status,
     pub files: u64,
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

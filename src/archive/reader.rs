@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::format::*;
 use crate::error::{Error, IoContext, Result};
-use crate::report::{Cancel, Progress};
+use crate::progress::{Cancel, Progress};
 
 /// What the archive actually holds for one path.
 #[derive(Debug, Clone, PartialEq, Eq)]

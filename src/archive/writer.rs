@@ -16,8 +16,9 @@ use super::format::*;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::integrity::{Check, Checker};
+use crate::manifest::Kind;
 use crate::plan::{EntryKind, Plan};
-use crate::report::{Cancel, Progress};
+use crate::progress::{Cancel, Progress};
 
 /// How to write a snapshot.
 #[derive(Debug, Clone)]
@@ -393,18 +394,12 @@ pub(crate) fn snapshot_meta(plan: &Plan, allow_running: bool) -> SnapshotMeta {
             .iter()
             .map(|r| RuleRecord {
                 name: r.name.clone(),
-                kind: r.kind.to_string(),
-                strategy: serde_json::to_value(r.strategy)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                kind: r.kind,
+                strategy: r.strategy,
                 required: r.required,
                 travels_with: r.travels_with.clone(),
                 path: r.path.clone(),
-                status: serde_json::to_value(r.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                status: r.status,
                 files: r.files,
                 bytes: r.bytes,
                 h2_database: r.h2.as_ref().map(|h| h.database.clone()),
@@ -421,6 +416,7 @@ pub(crate) fn snapshot_meta(plan: &Plan, allow_running: bool) -> SnapshotMeta {
             .collect(),
         warnings: plan.warnings.iter().map(|w| w.message.clone()).collect(),
         baseline: false,
+        profiled: plan.pack.profile.is_profiled(),
     }
 }
 
@@ -558,8 +554,8 @@ fn write_body<W: Write>(
                 header.set_mode(before.mode() & 0o7777);
                 header.set_mtime(before.mtime().max(0) as u64);
                 let check = match rule.kind {
-                    "lucene" => Check::Lucene,
-                    "h2" => Check::MvStore,
+                    Kind::Lucene => Check::Lucene,
+                    Kind::H2 => Check::MvStore,
                     _ => Check::None,
                 };
                 let mut file = file;

@@ -33,9 +33,9 @@ pub fn plan_for(
     pack: &std::path::Path,
     manifest: Option<&std::path::Path>,
 ) -> carryover::Result<Plan> {
-    let pack = Pack::open(pack)?;
     // The next carryover command on a pack repairs an interrupted transplant first.
-    if let Some(rec) = carryover::transplant::recover_if_pending(&pack.root)? {
+    let (pack, rec) = carryover::access::open_for_read(pack)?;
+    if let Some(rec) = rec {
         eprintln!(
             "carryover: recovered {}: rolled back {:?}, finished reverts {:?}",
             pack.root.display(),

@@ -93,7 +93,7 @@ impl Bar {
     }
 }
 
-impl carryover::report::Progress for Bar {
+impl carryover::progress::Progress for Bar {
     fn begin(&self, total_bytes: u64, _total_files: u64) {
         if let Some(b) = &self.0 {
             if total_bytes == 0 {
@@ -128,8 +128,8 @@ impl carryover::report::Progress for Bar {
 }
 
 /// A cancellation flag raised by SIGINT/SIGTERM, so writers can clean up before exiting.
-pub fn cancel_on_signals() -> carryover::report::Cancel {
-    let c = carryover::report::Cancel::default();
+pub fn cancel_on_signals() -> carryover::progress::Cancel {
+    let c = carryover::progress::Cancel::default();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, c.0.clone());
     }

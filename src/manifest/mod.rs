@@ -13,48 +13,13 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
+pub use crate::version::Version;
 pub use builtin::{builtins, select, Selection};
 
 use crate::error::{Error, Result};
 
-/// A dotted numeric version such as `4.2.0`, compared numerically.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(Vec<u32>);
-
-impl Version {
-    pub fn parse(s: &str) -> Option<Version> {
-        let parts: Option<Vec<u32>> = s.trim().split('.').map(|p| p.parse().ok()).collect();
-        let mut parts = parts?;
-        if parts.is_empty() {
-            return None;
-        }
-        while parts.len() > 1 && parts.last() == Some(&0) {
-            parts.pop();
-        }
-        Some(Version(parts))
-    }
-
-    pub fn major(&self) -> u32 {
-        self.0[0]
-    }
-
-    pub fn minor(&self) -> u32 {
-        self.0.get(1).copied().unwrap_or(0)
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts: Vec<String> = self.0.iter().map(|p| p.to_string()).collect();
-        while parts.len() < 3 {
-            parts.push("0".into());
-        }
-        write!(f, "{}", parts.join("."))
-    }
-}
-
 /// How a rule's state is brought into the new pack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// The old pack's state replaces the new pack's.
@@ -70,6 +35,44 @@ pub enum ConfigFormat {
     Toml,
     Xml,
     Text,
+}
+
+/// The kind of a rule, as a plain tag: what plan records, archives and reports carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A directory tree.
+    Dir,
+    /// One regular file.
+    File,
+    /// Matching files under a directory.
+    Glob,
+    /// An embedded H2 database.
+    H2,
+    /// A Lucene/Solr index.
+    Lucene,
+    /// A user-edited configuration file.
+    Config,
+}
+
+impl Kind {
+    /// The manifest's name for the kind (`dir`, `h2`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Dir => "dir",
+            Kind::File => "file",
+            Kind::Glob => "glob",
+            Kind::H2 => "h2",
+            Kind::Lucene => "lucene",
+            Kind::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
 }
 
 /// What a rule selects.
@@ -94,14 +97,15 @@ pub enum RuleKind {
 }
 
 impl RuleKind {
-    pub fn name(&self) -> &'static str {
+    /// The kind as a plain tag.
+    pub fn kind(&self) -> Kind {
         match self {
-            RuleKind::Dir { .. } => "dir",
-            RuleKind::File { .. } => "file",
-            RuleKind::Glob { .. } => "glob",
-            RuleKind::H2 { .. } => "h2",
-            RuleKind::Lucene { .. } => "lucene",
-            RuleKind::Config { .. } => "config",
+            RuleKind::Dir { .. } => Kind::Dir,
+            RuleKind::File { .. } => Kind::File,
+            RuleKind::Glob { .. } => Kind::Glob,
+            RuleKind::H2 { .. } => Kind::H2,
+            RuleKind::Lucene { .. } => Kind::Lucene,
+            RuleKind::Config { .. } => Kind::Config,
         }
     }
 

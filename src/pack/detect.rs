@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::manifest::Version;
+use crate::version::Version;
 
 /// What a pack says about itself.
 #[derive(Debug, Clone, Serialize)]

@@ -19,7 +19,7 @@ use crate::archive::{read_archive, Seen, Visitor};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::ConfigFormat;
 use crate::merge::{self, Fate};
-use crate::report::{Cancel, NoProgress};
+use crate::progress::{Cancel, NoProgress};
 
 /// Where the pristine base files come from.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ impl Base {
                 let first = zip.by_index(0).ok()?.name().to_string();
                 let top = first.split('/').next()?;
                 let v = top.rsplit_once('-')?.1;
-                crate::manifest::Version::parse(v).map(|v| v.to_string())
+                crate::version::Version::parse(v).map(|v| v.to_string())
             }
         }
     }

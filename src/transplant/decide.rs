@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::format::{RuleRecord, SnapshotMeta};
 use crate::error::{Error, Result};
-use crate::manifest::Version;
+use crate::manifest::{Kind, Strategy};
 use crate::pack::{H2Format, Location, Pack};
+use crate::plan::Status;
+use crate::version::Version;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -27,7 +29,7 @@ pub enum Action {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleDecision {
     pub rule: String,
-    pub kind: String,
+    pub kind: Kind,
     pub action: Action,
     pub reason: String,
     pub files: u64,
@@ -96,7 +98,7 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
     for r in &meta.rules {
         let mut d = RuleDecision {
             rule: r.name.clone(),
-            kind: r.kind.clone(),
+            kind: r.kind,
             action: Action::Keep,
             reason: String::new(),
             files: r.files,
@@ -105,22 +107,22 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
             dst: r.path.as_ref().map(|p| p.to_string_lossy().into_owned()),
             also_remove: Vec::new(),
         };
-        match r.status.as_str() {
-            "missing" => {
+        match r.status {
+            Status::Missing => {
                 d.reason = "nothing in the source; the new pack's state stays".into();
                 rules.push(d);
                 continue;
             }
-            "external" => {
+            Status::External => {
                 d.action = Action::Drop;
                 d.reason = "configured outside the old pack; not carried".into();
                 rules.push(d);
                 continue;
             }
-            _ => {}
+            Status::Found => {}
         }
-        match r.kind.as_str() {
-            "h2" => decide_h2(
+        match r.kind {
+            Kind::H2 => decide_h2(
                 r,
                 &mut d,
                 target,
@@ -128,7 +130,7 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
                 skip_db,
                 &mut refusals,
             ),
-            "lucene" => match (meta.lucene_major, target_lucene) {
+            Kind::Lucene => match (meta.lucene_major, target_lucene) {
                 (Some(a), Some(b)) if a == b => {
                     carry(&mut d, target, format!("same Lucene major ({a})"))
                 }
@@ -141,7 +143,7 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
                     );
                 }
             },
-            "config" if r.strategy == "merge" => carry(
+            Kind::Config if r.strategy == Strategy::Merge => carry(
                 &mut d,
                 target,
                 "your version is carried; the new pack's version is kept in the transaction backup"
@@ -184,20 +186,25 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
     for (i, r) in rules.iter().enumerate() {
         if let Some(partner) = meta.rules[i].travels_with.as_deref() {
             let p = rules.iter().find(|x| x.rule == partner);
-            if r.action == Action::Drop && r.kind == "lucene" && p.is_some_and(|p| p.carried()) {
+            if r.action == Action::Drop && r.kind == Kind::Lucene && p.is_some_and(|p| p.carried())
+            {
                 advice.push(format!(
                     "{} was not carried but {partner} was: raise `[indexing] re_indexing` in repository/conf/deployment.toml \
                      so that the product rebuilds the search index (otherwise it believes the index is current)",
                     r.dst.as_deref().unwrap_or(&r.rule)
                 ));
-            } else if r.action == Action::Drop && r.kind == "lucene" {
+            } else if r.action == Action::Drop && r.kind == Kind::Lucene {
                 advice.push(format!(
                     "{} was not carried: the product rebuilds the index on start",
                     r.dst.as_deref().unwrap_or(&r.rule)
                 ));
             }
         }
-        if r.action == Action::Drop && r.kind == "h2" && r.reason.contains("--skip-db") {
+        let skipped = meta.rules[i]
+            .h2_database
+            .as_deref()
+            .is_some_and(|db| skip_db.iter().any(|s| s.eq_ignore_ascii_case(db)));
+        if r.action == Action::Drop && r.kind == Kind::H2 && skipped {
             advice.push(format!(
                 "{}: left behind on purpose (--skip-db); the new pack keeps its own",
                 r.rule
@@ -210,11 +217,7 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
              with --skipConfigOptimization so your deployment.toml is kept"
                 .into(),
         );
-    } else if meta
-        .warnings
-        .iter()
-        .any(|w| w.contains("profile optimisation leftovers"))
-    {
+    } else if meta.profiled {
         advice.push(
             "the old pack was profile-optimised: after the update re-run bin/profileSetup.sh -Dprofile=<profile> \
              --skipConfigOptimization (updates restore files the optimisation removed)"

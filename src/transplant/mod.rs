@@ -5,7 +5,7 @@
 pub mod configs;
 pub mod decide;
 pub mod journal;
-pub mod lock;
+
 pub mod stage;
 pub mod txn;
 
@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub use crate::lock::PackLock;
 pub use decide::{Action, Decision, RuleDecision};
-pub use lock::PackLock;
 pub use txn::Recovery;
 
 use crate::archive::format::{SnapshotMeta, SNAPSHOT_JSON};
@@ -28,7 +28,7 @@ use crate::manifest::{self, Manifest, Origin, Selection};
 use crate::merge;
 use crate::pack::Pack;
 use crate::plan::Plan;
-use crate::report::{Cancel, Progress};
+use crate::progress::{Cancel, Progress};
 use journal::Record;
 use txn::{Txn, TxnPlan};
 
@@ -97,10 +97,8 @@ pub fn read_meta(archive: &Path) -> Result<SnapshotMeta> {
 
 /// Opens and plans a pack for writing: lock, recover interrupted transactions, detect, gate.
 pub fn open_target(path: &Path) -> Result<(PackLock, Recovery, Pack)> {
-    let pack = Pack::open(path)?;
-    let lock = PackLock::acquire(&pack.root)?;
-    let rec = txn::recover(&pack.root)?;
-    Ok((lock, rec, pack))
+    let w = crate::access::open_for_write(path)?;
+    Ok((w.lock, w.recovered, w.pack))
 }
 
 fn refuse_running(plan: &Plan, what: &str) -> Result<()> {
@@ -303,7 +301,10 @@ impl MergeSetup {
     ) -> Result<MergeSetup> {
         let mut items = Vec::new();
         for (i, (r, d)) in meta.rules.iter().zip(&decision.rules).enumerate() {
-            if r.kind != "config" || r.strategy != "merge" || !d.carried() {
+            if r.kind != crate::manifest::Kind::Config
+                || r.strategy != crate::manifest::Strategy::Merge
+                || !d.carried()
+            {
                 continue;
             }
             let (Some(src), Some(dst)) = (d.src.clone(), d.dst.clone()) else {
@@ -323,8 +324,7 @@ impl MergeSetup {
                 let b = configs::Base::from_path(p)?;
                 // A base of another version would merge the wrong changes in silently.
                 if let Some(v) = b.version() {
-                    let want =
-                        crate::manifest::Version::parse(&meta.version).map(|v| v.to_string());
+                    let want = crate::version::Version::parse(&meta.version).map(|v| v.to_string());
                     if want.is_some_and(|w| w != v) {
                         return Err(Error::invalid(
                             p,

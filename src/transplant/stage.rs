@@ -19,7 +19,7 @@ use crate::archive::format::EntryType;
 use crate::archive::{Seen, Visitor};
 use crate::error::{Error, IoContext, Result};
 use crate::plan::{EntryKind, Plan};
-use crate::report::{Cancel, Progress};
+use crate::progress::{Cancel, Progress};
 
 /// One entry placed in staging: what the pack must hold at `dst` after the swap.
 #[derive(Debug, Clone, Serialize, Deserialize)]

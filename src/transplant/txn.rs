@@ -110,7 +110,7 @@ pub fn units(decisions: &[RuleDecision], staged: &[Staged]) -> Vec<Unit> {
         if mine.is_empty() {
             continue;
         }
-        if d.kind == "glob" {
+        if d.kind == crate::manifest::Kind::Glob {
             for s in mine.iter().filter(|s| s.kind != EntryType::Dir) {
                 out.push(Unit {
                     dst: s.dst.clone(),

@@ -1,4 +1,5 @@
-//! One writer per pack: an exclusive `flock` on `PACK/.carryover/lock`, taken without waiting.
+//! The pack lock: one writer per pack, an exclusive `flock` on `PACK/.carryover/lock`, taken
+//! without waiting.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
