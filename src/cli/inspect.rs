@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use carryover::pack::{Evidence, Pack};
+use carryover::pack::Evidence;
 use carryover::plan::{Plan, Status};
 
 use super::output;
