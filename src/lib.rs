@@ -22,6 +22,7 @@ pub mod fsutil;
 pub mod integrity;
 pub mod lock;
 pub mod merge;
+pub mod outcome;
 pub mod progress;
 pub mod transplant;
 pub mod verify;

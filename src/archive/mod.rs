@@ -6,5 +6,5 @@ pub mod reader;
 pub mod writer;
 
 pub use format::{IndexEntry, SnapshotMeta};
-pub use reader::{read_archive, ArchiveContents, Seen, Visitor};
+pub use reader::{read_archive, read_meta, ArchiveContents, Seen, Visitor};
 pub use writer::{default_name, sidecar_path, write_snapshot, SnapshotOptions, SnapshotSummary};

@@ -184,6 +184,36 @@ fn hasher_thread(
     out
 }
 
+/// Reads only `.carryover/snapshot.json`, the archive's first entry.
+///
+/// # Errors
+/// The file cannot be opened, is not zstd/tar, or its first entry is not a valid snapshot.json.
+pub fn read_meta(archive: &Path) -> Result<SnapshotMeta> {
+    let f = File::open(archive).at(archive)?;
+    let dec = zstd::stream::Decoder::new(f)
+        .map_err(|e| Error::corrupt(archive, format!("not a zstd stream: {e}")))?;
+    let mut ar = tar::Archive::new(dec);
+    let bad = |m: String| Error::corrupt(archive, m);
+    let mut entries = ar
+        .entries()
+        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
+    let mut first = entries
+        .next()
+        .ok_or_else(|| bad("empty archive".into()))?
+        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
+    let path = first.path_bytes().into_owned();
+    if path != SNAPSHOT_JSON.as_bytes() {
+        return Err(bad(format!(
+            "first entry is not {SNAPSHOT_JSON}: not a carryover snapshot"
+        )));
+    }
+    let mut data = Vec::new();
+    first
+        .read_to_end(&mut data)
+        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
+    serde_json::from_slice(&data).map_err(|e| bad(format!("{SNAPSHOT_JSON}: {e}")))
+}
+
 /// Receives each data entry as it streams past. Content arrives in order through `data`.
 pub trait Visitor {
     fn begin(&mut self, path: &str, entry: &Seen) -> Result<()>;

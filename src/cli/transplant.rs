@@ -165,7 +165,7 @@ fn baseline_from_catalog(global: &Global, source: &std::path::Path) -> Option<Pa
         let p = carryover::pack::Pack::open(source).ok()?;
         (p.identity.product, p.identity.version.to_string())
     } else {
-        let m = transplant::read_meta(source).ok()?;
+        let m = carryover::archive::read_meta(source).ok()?;
         (m.product, m.version)
     };
     let cat = Catalog::open(&catalog::default_path(global.catalog.as_deref())).ok()?;

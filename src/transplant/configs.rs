@@ -56,7 +56,7 @@ impl Base {
             Base::Dir(d) => crate::pack::Identity::detect(d)
                 .ok()
                 .map(|i| i.version.to_string()),
-            Base::Archive(a) => super::read_meta(a).ok().map(|m| m.version),
+            Base::Archive(a) => crate::archive::read_meta(a).ok().map(|m| m.version),
             Base::Zip(z) => {
                 let f = fs::File::open(z).ok()?;
                 let mut zip = zip::ZipArchive::new(f).ok()?;

@@ -10,8 +10,6 @@ pub mod stage;
 pub mod txn;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,7 +20,7 @@ pub use decide::{Action, Decision, RuleDecision};
 pub use txn::Recovery;
 
 use crate::archive::format::{SnapshotMeta, SNAPSHOT_JSON};
-use crate::archive::{read_archive, writer::snapshot_meta};
+use crate::archive::{read_archive, read_meta, writer::snapshot_meta};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{self, Manifest, Origin, Selection};
 use crate::merge;
@@ -66,33 +64,6 @@ pub struct TransplantReport {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<Recovery>,
-}
-
-/// Reads only `.carryover/snapshot.json`, the archive's first entry.
-pub fn read_meta(archive: &Path) -> Result<SnapshotMeta> {
-    let f = File::open(archive).at(archive)?;
-    let dec = zstd::stream::Decoder::new(f)
-        .map_err(|e| Error::corrupt(archive, format!("not a zstd stream: {e}")))?;
-    let mut ar = tar::Archive::new(dec);
-    let bad = |m: String| Error::corrupt(archive, m);
-    let mut entries = ar
-        .entries()
-        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
-    let mut first = entries
-        .next()
-        .ok_or_else(|| bad("empty archive".into()))?
-        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
-    let path = first.path_bytes().into_owned();
-    if path != SNAPSHOT_JSON.as_bytes() {
-        return Err(bad(format!(
-            "first entry is not {SNAPSHOT_JSON}: not a carryover snapshot"
-        )));
-    }
-    let mut data = Vec::new();
-    first
-        .read_to_end(&mut data)
-        .map_err(|e| bad(format!("corrupt archive: {e}")))?;
-    serde_json::from_slice(&data).map_err(|e| bad(format!("{SNAPSHOT_JSON}: {e}")))
 }
 
 /// Opens and plans a pack for writing: lock, recover interrupted transactions, detect, gate.
