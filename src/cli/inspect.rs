@@ -4,10 +4,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use carryover::pack::Evidence;
-use carryover::plan::{Plan, Status};
+use carryover::plan::{Plan, RulePlan, Status};
 
-use super::output;
-use super::{Global, Outcome};
+use carryover::outcome::Outcome;
+use carryover::Result;
+
+use super::{output, Ctx};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -18,21 +20,14 @@ pub struct InspectArgs {
     pub manifest: Option<PathBuf>,
 }
 
-pub fn run(global: &Global, args: InspectArgs) -> anyhow::Result<Outcome> {
+pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Outcome> {
     let plan = plan_for(&args.pack, args.manifest.as_deref())?;
-    if global.json {
-        output::json(&plan)?;
-    } else if !global.quiet {
-        output::text(&render(&plan));
-    }
+    ctx.out.report(&plan, false, || render(&plan))?;
     Ok(Outcome::Ok)
 }
 
 /// Detect + select for a pack: shared by every command that reads one.
-pub fn plan_for(
-    pack: &std::path::Path,
-    manifest: Option<&std::path::Path>,
-) -> carryover::Result<Plan> {
+pub fn plan_for(pack: &std::path::Path, manifest: Option<&std::path::Path>) -> Result<Plan> {
     // The next carryover command on a pack repairs an interrupted transplant first.
     let (pack, rec) = carryover::access::open_for_read(pack)?;
     if let Some(rec) = rec {
@@ -47,9 +42,25 @@ pub fn plan_for(
 }
 
 fn render(plan: &Plan) -> String {
+    let mut s = String::new();
+    render_identity(&mut s, plan);
+    render_liveness(&mut s, plan);
+    let _ = writeln!(s, "\nrules");
+    for r in &plan.rules {
+        render_rule(&mut s, r);
+    }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(s, "\nwarnings");
+        for w in &plan.warnings {
+            let _ = writeln!(s, "  [{}] {}", w.code, w.message);
+        }
+    }
+    s
+}
+
+fn render_identity(s: &mut String, plan: &Plan) {
     let p = &plan.pack;
     let id = &p.identity;
-    let mut s = String::new();
     let _ = writeln!(s, "pack       {}", p.root.display());
     let _ = writeln!(
         s,
@@ -83,6 +94,9 @@ fn render(plan: &Plan) -> String {
             .map(|m| m.to_string())
             .unwrap_or_else(|| "not found".into()),
     );
+}
+
+fn render_liveness(s: &mut String, plan: &Plan) {
     let live = &plan.liveness;
     let _ = writeln!(
         s,
@@ -101,51 +115,44 @@ fn render(plan: &Plan) -> String {
         };
         let _ = writeln!(s, "         {mark}{e}");
     }
-    let _ = writeln!(s, "\nrules");
-    for r in &plan.rules {
-        let status = match r.status {
-            Status::Found => "found",
-            Status::Missing if r.required => "MISSING",
-            Status::Missing => "missing",
-            Status::External => "external",
-        };
-        let path = r
-            .path
-            .as_deref()
-            .map(|p| p.display().to_string())
+}
+
+fn render_rule(s: &mut String, r: &RulePlan) {
+    let status = match r.status {
+        Status::Found => "found",
+        Status::Missing if r.required => "MISSING",
+        Status::Missing => "missing",
+        Status::External => "external",
+    };
+    let path = r
+        .path
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        s,
+        "  {:<22} {:<7} {:<8} {:>10} {:>7} files  {}",
+        r.name,
+        r.kind,
+        status,
+        output::bytes(r.bytes),
+        r.files,
+        path
+    );
+    if let Some(h2) = &r.h2 {
+        let fmt = h2
+            .format
+            .map(|f| f.to_string())
             .unwrap_or_else(|| "-".into());
-        let _ = writeln!(
-            s,
-            "  {:<22} {:<7} {:<8} {:>10} {:>7} files  {}",
-            r.name,
-            r.kind,
-            status,
-            output::bytes(r.bytes),
-            r.files,
-            path
-        );
-        if let Some(h2) = &r.h2 {
-            let fmt = h2
-                .format
-                .map(|f| f.to_string())
-                .unwrap_or_else(|| "-".into());
-            let opens = match h2.opened_by_pack_engine {
-                Some(true) => "opened by this pack's H2",
-                Some(false) => "NOT opened by this pack's H2",
-                None => "engine compatibility unknown",
-            };
-            let _ = writeln!(s, "  {:<22} {} {fmt}; {opens}", "", h2.database);
-            let _ = writeln!(s, "  {:<22} resolved from {}", "", h2.resolved_from);
-        }
-        if let Some(t) = &r.travels_with {
-            let _ = writeln!(s, "  {:<22} travels with {t}", "");
-        }
+        let opens = match h2.opened_by_pack_engine {
+            Some(true) => "opened by this pack's H2",
+            Some(false) => "NOT opened by this pack's H2",
+            None => "engine compatibility unknown",
+        };
+        let _ = writeln!(s, "  {:<22} {} {fmt}; {opens}", "", h2.database);
+        let _ = writeln!(s, "  {:<22} resolved from {}", "", h2.resolved_from);
     }
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(s, "\nwarnings");
-        for w in &plan.warnings {
-            let _ = writeln!(s, "  [{}] {}", w.code, w.message);
-        }
+    if let Some(t) = &r.travels_with {
+        let _ = writeln!(s, "  {:<22} travels with {t}", "");
     }
-    s
 }

@@ -1,5 +1,6 @@
-//! Command line: the clap tree, global flags, dispatch, and the one place where results and
-//! errors become exit codes (the contract in README.md).
+//! Command line: the clap tree, global flags, dispatch, and the one place where outcomes and
+//! errors become exit codes (the contract in README.md). Each subcommand is its file's `Args`
+//! and one `run` function over the shared [`Ctx`]; the library does the work, `output` prints.
 
 mod history;
 mod inspect;
@@ -13,7 +14,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use carryover::error::exit;
+use carryover::catalog::{self, Catalog};
+use carryover::error::{exit, Error, Result};
+use carryover::progress::Cancel;
 
 /// Carry the persistent state of a WSO2 server pack into a freshly updated pack.
 ///
@@ -61,44 +64,68 @@ pub enum Command {
     Show(history::ShowArgs),
 }
 
-/// What a command achieved, mapped to an exit code.
-pub enum Outcome {
-    Ok,
-    Code(u8),
+/// What every command gets: the global flags, the printer, the cancellation flag.
+pub struct Ctx {
+    pub global: Global,
+    pub out: output::Printer,
+    pub cancel: Cancel,
+}
+
+impl Ctx {
+    /// The catalog this invocation uses.
+    pub fn catalog(&self) -> Result<Catalog> {
+        Catalog::open(&catalog::default_path(self.global.catalog.as_deref()))
+    }
+}
+
+/// A usage error found by a command after clap parsed the line (exit 2).
+pub fn usage(message: &str) -> Error {
+    Error::Usage {
+        message: message.to_string(),
+    }
 }
 
 pub fn run() -> ExitCode {
+    let json = std::env::args_os().any(|a| a == "--json");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(e) => return clap_error(&e, json),
     };
-    let json = cli.global.json;
+    let ctx = Ctx {
+        out: output::Printer::new(&cli.global),
+        global: cli.global,
+        cancel: output::cancel_on_signals(),
+    };
     let result = match cli.command {
-        Command::Inspect(a) => inspect::run(&cli.global, a),
-        Command::Snapshot(a) => snapshot::run(&cli.global, a),
-        Command::Verify(a) => verify::run(&cli.global, a),
-        Command::Transplant(a) => transplant::run(&cli.global, a),
-        Command::List(a) => history::list(&cli.global, a),
-        Command::Show(a) => history::show(&cli.global, a),
+        Command::Inspect(a) => inspect::run(&ctx, a),
+        Command::Snapshot(a) => snapshot::run(&ctx, a),
+        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Transplant(a) => transplant::run(&ctx, a),
+        Command::List(a) => history::list(&ctx, a),
+        Command::Show(a) => history::show(&ctx, a),
     };
     match result {
-        Ok(Outcome::Ok) => ExitCode::from(exit::OK),
-        Ok(Outcome::Code(c)) => ExitCode::from(c),
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
-            let code = err
-                .downcast_ref::<carryover::Error>()
-                .map(|e| e.exit_code())
-                .unwrap_or(exit::ERROR);
-            output::error(json, &err, code);
+            let code = err.kind().exit_code(ctx.cancel.signal());
+            ctx.out.error(&err, code);
             ExitCode::from(code)
         }
     }
+}
+
+/// `--help` and `--version` exit 0; anything else clap refuses is a usage error (exit 2), as
+/// JSON on stderr under --json.
+fn clap_error(e: &clap::Error, json: bool) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::from(exit::OK);
+    }
+    if json {
+        let err = usage(e.to_string().lines().next().unwrap_or("usage error"));
+        eprintln!("{}", err.to_json(exit::USAGE));
+    } else {
+        let _ = e.print();
+    }
+    ExitCode::from(exit::USAGE)
 }

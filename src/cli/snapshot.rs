@@ -4,11 +4,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use carryover::archive::{default_name, write_snapshot, SnapshotOptions, SnapshotSummary};
-use carryover::catalog::{self, Catalog};
+use carryover::outcome::Outcome;
+use carryover::Result;
 
 use super::inspect::plan_for;
-use super::output;
-use super::{Global, Outcome};
+use super::{output, Ctx};
 
 #[derive(Debug, clap::Args)]
 pub struct SnapshotArgs {
@@ -38,7 +38,7 @@ pub struct SnapshotArgs {
     pub baseline: bool,
 }
 
-pub fn run(global: &Global, args: SnapshotArgs) -> anyhow::Result<Outcome> {
+pub fn run(ctx: &Ctx, args: SnapshotArgs) -> Result<Outcome> {
     let plan = plan_for(&args.pack, args.manifest.as_deref())?;
     let output = args
         .output
@@ -51,25 +51,23 @@ pub fn run(global: &Global, args: SnapshotArgs) -> anyhow::Result<Outcome> {
         allow_corrupt: args.allow_corrupt,
         baseline: args.baseline,
     };
-    let cancel = output::cancel_on_signals();
-    let bar = output::Bar::new(output::progress(global, 0, "snapshot"));
-    let summary = write_snapshot(&plan, &opts, &bar, &cancel)?;
-    let catalog_id = match Catalog::open(&catalog::default_path(global.catalog.as_deref()))
+    let bar = ctx.out.bar("snapshot");
+    let summary = write_snapshot(&plan, &opts, &bar, &ctx.cancel)?;
+    let catalog_id = match ctx
+        .catalog()
         .and_then(|c| c.record_snapshot(&plan.pack.root, &summary))
     {
         Ok(id) => Some(id),
         Err(e) => {
-            eprintln!("carryover: warning: {e}; the snapshot itself is complete");
+            ctx.out
+                .warn(&format!("{e}; the snapshot itself is complete"));
             None
         }
     };
-    if global.json {
-        let mut v = serde_json::to_value(&summary)?;
-        v["catalog_id"] = serde_json::json!(catalog_id);
-        output::json(&v)?;
-    } else if !global.quiet {
-        output::text(&render(&summary, catalog_id.as_deref()));
-    }
+    let mut doc = serde_json::to_value(&summary).unwrap_or_default();
+    doc["catalog_id"] = serde_json::json!(catalog_id);
+    ctx.out
+        .report(&doc, false, || render(&summary, catalog_id.as_deref()))?;
     Ok(Outcome::Ok)
 }
 

@@ -4,6 +4,7 @@
 mod common;
 #[cfg(feature = "failpoints")]
 mod crash;
+mod golden;
 mod inspect;
 mod manifests;
 mod merge;
