@@ -66,6 +66,7 @@ fn normalise(env: &TestEnv, s: &str) -> String {
         s = s.replace(&*canon.to_string_lossy(), "<TMP>");
     }
     s = s.replace(&tmp, "<TMP>");
+    s = s.replace(&*repo().to_string_lossy(), "<REPO>");
     let host = gethostname();
     let rules: &[(&str, &str)] = &[
         (r"[0-9a-f]{64}", "<SHA>"),
@@ -176,19 +177,39 @@ fn reports_of_every_command() {
         ),
         (
             "transplant-dry-run.json",
-            vec!["transplant", "--json", &a, &new, "--base", &base, "--dry-run"],
+            vec![
+                "transplant",
+                "--json",
+                &a,
+                &new,
+                "--base",
+                &base,
+                "--dry-run",
+            ],
         ),
-        ("transplant.txt", vec!["transplant", &a, &new, "--base", &base]),
+        (
+            "transplant.txt",
+            vec!["transplant", &a, &new, "--base", &base],
+        ),
         ("verify-against.txt", vec!["verify", &a, "--against", &new]),
-        ("revert.json", vec!["transplant", "--json", "--revert", &new]),
-        ("transplant.json", vec!["transplant", "--json", &a, &new, "--base", &base]),
+        (
+            "revert.json",
+            vec!["transplant", "--json", "--revert", &new],
+        ),
+        (
+            "transplant.json",
+            vec!["transplant", "--json", &a, &new, "--base", &base],
+        ),
         ("revert.txt", vec!["transplant", "--revert", &new]),
         ("recover.txt", vec!["transplant", "--recover", &new]),
         ("list.txt", vec!["list"]),
         ("error.txt", vec!["verify", "no-such.tar.zst"]),
         ("error.json", vec!["verify", "--json", "no-such.tar.zst"]),
         ("usage.txt", vec!["transplant", "--revert", &a, &new]),
-        ("usage.json", vec!["transplant", "--json", "--revert", &a, &new]),
+        (
+            "usage.json",
+            vec!["transplant", "--json", "--revert", &a, &new],
+        ),
     ];
     for (name, args) in &runs {
         let r = env.run(args);
