@@ -11,14 +11,20 @@ use crate::error::{Error, IoContext, Result};
 /// Held for the life of a writing command; released on drop (or when the process dies).
 pub struct PackLock {
     _file: File,
+    /// The lock file.
     pub path: PathBuf,
 }
 
+/// `PACK/.carryover`: carryover's own records in a pack.
 pub fn carryover_dir(pack: &Path) -> PathBuf {
     pack.join(".carryover")
 }
 
 impl PackLock {
+    /// Takes the pack's exclusive lock without waiting.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] (exit 6) when another carryover holds it; I/O errors creating it.
     pub fn acquire(pack: &Path) -> Result<PackLock> {
         let dir = carryover_dir(pack);
         if !dir.is_dir() {

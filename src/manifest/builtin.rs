@@ -60,7 +60,9 @@ pub fn builtins() -> Result<Vec<Manifest>> {
 /// The manifest chosen for a pack, and why.
 #[derive(Debug, Clone)]
 pub struct Selection {
+    /// The manifest.
     pub manifest: Manifest,
+    /// Why it was chosen, for `inspect`.
     pub reason: String,
 }
 

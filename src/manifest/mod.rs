@@ -96,21 +96,41 @@ impl fmt::Display for Kind {
 #[derive(Debug, Clone)]
 pub enum RuleKind {
     /// A directory tree, minus `exclude`.
-    Dir { path: PathBuf },
+    Dir {
+        /// Pack-relative.
+        path: PathBuf,
+    },
     /// One regular file.
-    File { path: PathBuf },
+    File {
+        /// Pack-relative.
+        path: PathBuf,
+    },
     /// Files under `path` matching any `include` glob, minus `exclude`.
     Glob {
+        /// The directory searched (pack-relative).
         path: PathBuf,
+        /// The compiled `include` globs.
         include: GlobSet,
+        /// The `include` globs as written.
         patterns: Vec<String>,
     },
     /// A logical H2 database, resolved from the pack's own configuration.
-    H2 { database: String },
+    H2 {
+        /// The database name (`WSO2AM_DB`).
+        database: String,
+    },
     /// A Lucene/Solr index directory, carried only between packs of the same Lucene major.
-    Lucene { path: PathBuf },
+    Lucene {
+        /// The index directory (pack-relative).
+        path: PathBuf,
+    },
     /// A user-edited configuration file.
-    Config { path: PathBuf, format: ConfigFormat },
+    Config {
+        /// Pack-relative.
+        path: PathBuf,
+        /// Its syntax, to check a merged result parses.
+        format: ConfigFormat,
+    },
 }
 
 impl RuleKind {
@@ -142,17 +162,26 @@ impl RuleKind {
 /// One validated rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// Unique within the manifest.
     pub name: String,
+    /// What the rule keeps, for people.
     pub description: Option<String>,
+    /// What it selects.
     pub kind: RuleKind,
+    /// A snapshot must find it (warning when missing).
     pub required: bool,
+    /// How it is brought into the new pack.
     pub strategy: Strategy,
+    /// Carried only when this other rule is carried (an index with its database).
     pub travels_with: Option<String>,
+    /// The compiled `exclude` globs, relative to the rule's path.
     pub exclude: GlobSet,
+    /// The `exclude` globs as written.
     pub exclude_patterns: Vec<String>,
 }
 
 impl Rule {
+    /// Whether a path (relative to the rule's path) is excluded.
     pub fn is_excluded(&self, rel_to_rule: &Path) -> bool {
         self.exclude.is_match(rel_to_rule)
     }
@@ -161,7 +190,9 @@ impl Rule {
 /// Where a manifest came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// Embedded in the binary (file name under manifests/).
     Builtin(&'static str),
+    /// A file given by the operator (or recorded in a snapshot).
     File(PathBuf),
 }
 
@@ -177,13 +208,19 @@ impl fmt::Display for Origin {
 /// A validated manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// Its name (`wso2am-4.1-4.2`).
     pub name: String,
+    /// What line it is for, for people.
     pub description: String,
     /// Product id as in `updates/product.txt` without the version (`wso2am`, `wso2am-acp`, `wso2is`).
     pub product: String,
+    /// The first version it covers.
     pub min_version: Version,
+    /// The first version it no longer covers.
     pub below_version: Option<Version>,
+    /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// Where it came from.
     pub origin: Origin,
     /// The manifest's text, recorded in every snapshot so the archive describes itself.
     pub text: String,
@@ -207,6 +244,7 @@ impl Manifest {
         Manifest::parse(&text, Origin::File(path.to_path_buf()))
     }
 
+    /// Whether it is the manifest for `product` at `version`.
     pub fn covers(&self, product: &str, version: &Version) -> bool {
         self.product == product
             && version >= &self.min_version
@@ -214,6 +252,7 @@ impl Manifest {
             && self.below_version.as_ref().map_or(true, |b| version < b)
     }
 
+    /// The rule named `name`.
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
     }

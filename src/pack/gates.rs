@@ -17,26 +17,51 @@ use serde::Serialize;
 /// it), so an older one is judged by the server port it names, if any.
 const FRESH_LOCK_DB: Duration = Duration::from_secs(30);
 
+/// One finding about whether a server holds the pack.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Evidence {
     /// `wso2carbon.pid` names a live process running this pack.
-    LiveServer { pid: i32, pid_file: PathBuf },
+    LiveServer {
+        /// The process.
+        pid: i32,
+        /// The pid file.
+        pid_file: PathBuf,
+    },
     /// `wso2carbon.pid` names a process that is gone, or one running something else.
     StalePidFile {
+        /// The pid it names.
         pid: i32,
+        /// The pid file.
         pid_file: PathBuf,
+        /// What was found instead.
         note: String,
     },
     /// Another process holds an OS lock on a file of the pack.
-    LockHeld { path: PathBuf, pid: Option<i32> },
+    LockHeld {
+        /// The locked file.
+        path: PathBuf,
+        /// The holder, when the OS says.
+        pid: Option<i32>,
+    },
     /// A lock file H2 keeps fresh while the database is open.
-    FreshLockDb { path: PathBuf, age_secs: u64 },
+    FreshLockDb {
+        /// The `*.lock.db`.
+        path: PathBuf,
+        /// How old it is.
+        age_secs: u64,
+    },
     /// An H2 `AUTO_SERVER` lock file names a server port that accepts connections.
-    LockDbServer { path: PathBuf, server: String },
+    LockDbServer {
+        /// The `*.lock.db`.
+        path: PathBuf,
+        /// The `host:port` that answered.
+        server: String,
+    },
 }
 
 impl Evidence {
+    /// Whether this evidence says a server is running (a stale pid file does not).
     pub fn counts(&self) -> bool {
         !matches!(self, Evidence::StalePidFile { .. })
     }
@@ -90,7 +115,9 @@ impl std::fmt::Display for Evidence {
 /// Whether a server runs on a pack, with the evidence either way.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Liveness {
+    /// A server holds the pack.
     pub running: bool,
+    /// Everything found, counting or not.
     pub evidence: Vec<Evidence>,
 }
 

@@ -12,12 +12,15 @@ use crate::pack::{engines::engine_mv_format, H2Format, Location, Pack};
 /// H2 details of an `h2` rule.
 #[derive(Debug, Clone, Serialize)]
 pub struct H2Info {
+    /// The database name.
     pub database: String,
     /// `deployment.toml [database.local]`, or `default location` when not declared.
     pub resolved_from: String,
+    /// Where its URL points.
     pub location: Location,
     /// The database file, relative to the pack (None when missing or external).
     pub file: Option<PathBuf>,
+    /// The on-disk format, from the file's own header.
     pub format: Option<H2Format>,
     /// Whether this pack's own H2 engine opens that format (None when unknown).
     pub opened_by_pack_engine: Option<bool>,

@@ -24,9 +24,18 @@ use crate::pack::{Liveness, Location, Pack};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EntryKind {
-    File { size: u64 },
+    /// A regular file.
+    File {
+        /// Its size when selected.
+        size: u64,
+    },
+    /// A directory.
     Dir,
-    Symlink { target: PathBuf },
+    /// A symbolic link (never followed).
+    Symlink {
+        /// Its target, as stored.
+        target: PathBuf,
+    },
 }
 
 /// One concrete path a rule carries, with the metadata seen when it was selected.
@@ -35,8 +44,11 @@ pub struct Entry {
     /// Relative to the pack root.
     pub rel: PathBuf,
     #[serde(flatten)]
+    /// What it is.
     pub kind: EntryKind,
+    /// Permission bits.
     pub mode: u32,
+    /// Modification time, seconds.
     pub mtime: i64,
     /// Index of the rule in the plan.
     #[serde(skip)]
@@ -47,7 +59,9 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
+    /// The rule found state.
     Found,
+    /// Nothing at the rule's path.
     Missing,
     /// Declared outside the pack (an H2 URL pointing elsewhere): reported, not carried.
     External,
@@ -56,19 +70,29 @@ pub enum Status {
 /// One rule resolved against the pack.
 #[derive(Debug, Clone, Serialize)]
 pub struct RulePlan {
+    /// The rule's name.
     pub name: String,
+    /// Its kind.
     pub kind: Kind,
+    /// The manifest requires it.
     pub required: bool,
+    /// How it is carried.
     pub strategy: Strategy,
+    /// The rule it travels with.
     pub travels_with: Option<String>,
     /// Pack-relative path the rule resolved to (the database file for h2 rules).
     pub path: Option<PathBuf>,
+    /// Found, missing or external.
     pub status: Status,
+    /// Regular files found.
     pub files: u64,
+    /// Their bytes.
     pub bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// H2 details (h2 rules).
     pub h2: Option<H2Info>,
     #[serde(skip)]
+    /// Every entry found, in walk order.
     pub entries: Vec<Entry>,
 }
 
@@ -122,15 +146,24 @@ pub struct Warning {
 /// The manifest resolved against a pack.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// The detected pack.
     pub pack: Pack,
+    /// The manifest's name.
     pub manifest: String,
+    /// Where it came from.
     pub manifest_origin: String,
+    /// Why it was chosen.
     pub manifest_reason: String,
+    /// The Lucene major of the pack's engine.
     pub lucene_major: Option<u32>,
+    /// Whether a server holds the pack, with the evidence.
     pub liveness: Liveness,
+    /// Every rule, resolved.
     pub rules: Vec<RulePlan>,
+    /// What the operator should read first.
     pub warnings: Vec<Warning>,
     #[serde(skip)]
+    /// The manifest itself.
     pub manifest_full: Manifest,
 }
 
@@ -205,6 +238,7 @@ impl Plan {
         self.rules.iter().flat_map(|r| r.entries.iter())
     }
 
+    /// The rule named `name`.
     pub fn rule(&self, name: &str) -> Option<&RulePlan> {
         self.rules.iter().find(|r| r.name == name)
     }

@@ -10,6 +10,10 @@ use crate::error::{IoContext, Result};
 use crate::manifest::Rule;
 
 impl Entry {
+    /// An entry from its metadata (a symlink's target is read).
+    ///
+    /// # Errors
+    /// Not a file, directory or symlink (devices, fifos, sockets); the link cannot be read.
     pub fn from_meta(rel: PathBuf, meta: &fs::Metadata, abs: &Path, rule: usize) -> Result<Entry> {
         let ft = meta.file_type();
         let kind = if ft.is_symlink() {
@@ -35,6 +39,7 @@ impl Entry {
         })
     }
 
+    /// Bytes of a regular file; 0 otherwise.
     pub fn size(&self) -> u64 {
         match self.kind {
             EntryKind::File { size } => size,
