@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! carryover: carry the persistent state of a WSO2 server pack into a freshly updated pack.
 //!
 //! Every command reads a pack in three steps, each its own module:

@@ -58,12 +58,27 @@ pub enum Evidence {
         /// The `host:port` that answered.
         server: String,
     },
+    /// A live process whose command line says `-Dcarbon.home=<this pack>` (no pid file needed).
+    LiveProcess {
+        /// The process.
+        pid: i32,
+    },
+    /// A file whose lock could not be probed: whether it is locked is unknown.
+    LockUnknown {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be probed.
+        error: String,
+    },
 }
 
 impl Evidence {
     /// Whether this evidence says a server is running (a stale pid file does not).
     pub fn counts(&self) -> bool {
-        !matches!(self, Evidence::StalePidFile { .. })
+        !matches!(
+            self,
+            Evidence::StalePidFile { .. } | Evidence::LockUnknown { .. }
+        )
     }
 }
 
@@ -86,6 +101,16 @@ impl std::fmt::Display for Evidence {
                     f,
                     "{} names pid {pid}: {note} (stale, ignored)",
                     pid_file.display()
+                )
+            }
+            Evidence::LiveProcess { pid } => {
+                write!(f, "process {pid} runs this pack (-Dcarbon.home)")
+            }
+            Evidence::LockUnknown { path, error } => {
+                write!(
+                    f,
+                    "cannot tell whether {} is locked: {error}",
+                    path.display()
                 )
             }
             Evidence::LockHeld { path, pid: Some(p) } => {
@@ -142,12 +167,27 @@ impl Liveness {
                 }),
             }
         }
+        if !evidence
+            .iter()
+            .any(|e| matches!(e, Evidence::LiveServer { .. }))
+        {
+            evidence.extend(
+                processes_running(root)
+                    .into_iter()
+                    .map(|pid| Evidence::LiveProcess { pid }),
+            );
+        }
         for p in lock_probes {
-            if let Some(holder) = lock_holder(p) {
-                evidence.push(Evidence::LockHeld {
+            match lock_holder(p) {
+                LockProbe::Held(pid) => evidence.push(Evidence::LockHeld {
                     path: rel_to(root, p),
-                    pid: holder,
-                });
+                    pid,
+                }),
+                LockProbe::Unknown(error) => evidence.push(Evidence::LockUnknown {
+                    path: rel_to(root, p),
+                    error,
+                }),
+                LockProbe::Unlocked | LockProbe::Absent => {}
             }
             let name = p
                 .file_name()
@@ -283,10 +323,43 @@ fn process_runs_pack(pid: i32, root: &Path) -> PidState {
     }
 }
 
-/// Probes a POSIX record lock with `F_GETLK`. Returns Some(holder pid) if another process holds
-/// one (pid None for an open-file-description lock), None if unlocked or the file cannot be opened.
-pub fn lock_holder(path: &Path) -> Option<Option<i32>> {
-    let f = File::open(path).ok()?;
+/// Live processes (other than this one) whose command line names `root` as `carbon.home`: a
+/// server started without writing a pid file, or whose pid file was removed.
+fn processes_running(root: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| matches!(process_runs_pack(pid, root), PidState::RunsPack))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// What probing a file's lock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockProbe {
+    /// The file does not exist.
+    Absent,
+    /// Nobody holds a lock on it.
+    Unlocked,
+    /// Another process holds one (its pid, None for an open-file-description lock).
+    Held(Option<i32>),
+    /// The probe failed (the file cannot be opened, or fcntl failed): unknown, not unlocked.
+    Unknown(String),
+}
+
+/// Probes a POSIX record lock with `F_GETLK`.
+pub fn lock_holder(path: &Path) -> LockProbe {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return LockProbe::Absent,
+        Err(e) => return LockProbe::Unknown(e.to_string()),
+    };
     // SAFETY: flock is plain old data; zeroed is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as libc::c_short;
@@ -295,10 +368,13 @@ pub fn lock_holder(path: &Path) -> Option<Option<i32>> {
     fl.l_len = 0;
     // SAFETY: valid fd and a pointer to a live flock struct.
     let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) };
-    if rc != 0 || fl.l_type == libc::F_UNLCK as libc::c_short {
-        return None;
+    if rc != 0 {
+        return LockProbe::Unknown(std::io::Error::last_os_error().to_string());
     }
-    Some(if fl.l_pid > 0 { Some(fl.l_pid) } else { None })
+    if fl.l_type == libc::F_UNLCK as libc::c_short {
+        return LockProbe::Unlocked;
+    }
+    LockProbe::Held((fl.l_pid > 0).then_some(fl.l_pid))
 }
 
 #[cfg(test)]
@@ -315,6 +391,33 @@ mod tests {
         assert_eq!(read_pid(&p), Some(12345));
         fs::write(&p, b"garbage").unwrap();
         assert_eq!(read_pid(&p), None);
+    }
+
+    #[test]
+    fn lock_probe_tells_absent_unlocked_and_held_apart() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.mv.db");
+        assert_eq!(lock_holder(&p), LockProbe::Absent);
+        fs::write(&p, b"data").unwrap();
+        assert_eq!(lock_holder(&p), LockProbe::Unlocked);
+        // A lock held by another process (a child holding an fcntl lock on the file).
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('ok', flush=True); time.sleep(30)")
+            .arg(&p)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let probe = lock_holder(&p);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(probe, LockProbe::Held(Some(child.id() as i32)));
     }
 
     #[test]
