@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use carryover::error::{Error, Result};
 use carryover::outcome::Outcome;
 
-use super::Ctx;
+use super::ctx::Ctx;
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {}

@@ -9,7 +9,8 @@ use carryover::plan::{Plan, RulePlan, Status};
 use carryover::outcome::Outcome;
 use carryover::Result;
 
-use super::{output, Ctx};
+use super::ctx::Ctx;
+use super::output;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {

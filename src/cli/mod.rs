@@ -2,6 +2,7 @@
 //! errors become exit codes (the contract in README.md). Each subcommand is its file's `Args`
 //! and one `run` function over the shared [`Ctx`]; the library does the work, `output` prints.
 
+mod ctx;
 mod history;
 mod inspect;
 mod output;
@@ -9,14 +10,13 @@ mod snapshot;
 mod transplant;
 mod verify;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
+
+pub use ctx::{usage, Ctx, Global};
 
 use clap::{Parser, Subcommand};
 
-use carryover::catalog::{self, Catalog};
-use carryover::error::{exit, Error, Result};
-use carryover::progress::Cancel;
+use carryover::error::exit;
 
 /// Carry the persistent state of a WSO2 server pack into a freshly updated pack.
 ///
@@ -29,22 +29,6 @@ pub struct Cli {
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, clap::Args, Clone)]
-pub struct Global {
-    /// One JSON document on stdout (errors as JSON on stderr); no progress bar.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// No progress bar and no summary, only errors.
-    #[arg(long, short, global = true)]
-    pub quiet: bool,
-    /// More detail (diffs in plans, every entry in reports).
-    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Catalog database (default $CARRYOVER_CATALOG, else $XDG_DATA_HOME/carryover/catalog.db).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub catalog: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,27 +48,6 @@ pub enum Command {
     Show(history::ShowArgs),
 }
 
-/// What every command gets: the global flags, the printer, the cancellation flag.
-pub struct Ctx {
-    pub global: Global,
-    pub out: output::Printer,
-    pub cancel: Cancel,
-}
-
-impl Ctx {
-    /// The catalog this invocation uses.
-    pub fn catalog(&self) -> Result<Catalog> {
-        Catalog::open(&catalog::default_path(self.global.catalog.as_deref()))
-    }
-}
-
-/// A usage error found by a command after clap parsed the line (exit 2).
-pub fn usage(message: &str) -> Error {
-    Error::Usage {
-        message: message.to_string(),
-    }
-}
-
 pub fn run() -> ExitCode {
     let json = std::env::args_os().any(|a| a == "--json");
     let cli = match Cli::try_parse() {
@@ -92,7 +55,7 @@ pub fn run() -> ExitCode {
         Err(e) => return clap_error(&e, json),
     };
     let ctx = Ctx {
-        out: output::Printer::new(&cli.global),
+        out: output::Printer::new(cli.global.json, cli.global.quiet, cli.global.verbose > 0),
         global: cli.global,
         cancel: output::cancel_on_signals(),
     };

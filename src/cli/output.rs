@@ -21,11 +21,11 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(g: &super::Global) -> Printer {
+    pub fn new(json: bool, quiet: bool, verbose: bool) -> Printer {
         Printer {
-            json: g.json,
-            quiet: g.quiet,
-            verbose: g.verbose > 0,
+            json,
+            quiet,
+            verbose,
         }
     }
 

@@ -7,8 +7,9 @@ use carryover::archive::{default_name, write_snapshot, SnapshotOptions, Snapshot
 use carryover::outcome::Outcome;
 use carryover::Result;
 
+use super::ctx::Ctx;
 use super::inspect::plan_for;
-use super::{output, Ctx};
+use super::output;
 
 #[derive(Debug, clap::Args)]
 pub struct SnapshotArgs {

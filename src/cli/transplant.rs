@@ -7,7 +7,8 @@ use carryover::outcome::Outcome;
 use carryover::transplant::{self, Action, TransplantOptions, TransplantReport};
 use carryover::Result;
 
-use super::{output, usage, Ctx};
+use super::ctx::{usage, Ctx};
+use super::output;
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("mode").args(["revert", "recover", "continue_"]).multiple(false))]

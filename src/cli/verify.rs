@@ -8,7 +8,8 @@ use carryover::error::{Error, IoContext, Result};
 use carryover::outcome::Outcome;
 use carryover::verify::{self, VerifyReport};
 
-use super::{output, Ctx};
+use super::ctx::Ctx;
+use super::output;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use super::{Manifest, Origin, Version};
+use super::model::{Manifest, Origin};
 use crate::error::{Error, Result};
+use crate::version::Version;
 
 /// (file name, text) of every built-in manifest.
 const BUILTINS: &[(&str, &str)] = &[

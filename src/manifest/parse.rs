@@ -9,8 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use toml::Spanned;
 
+use super::model::{ConfigFormat, Manifest, Origin, Rule, RuleKind, Strategy};
 use super::raw::{RawHead, RawManifest, RawRule};
-use super::{ConfigFormat, Manifest, Origin, Rule, RuleKind, Strategy};
 use crate::error::{Error, Result};
 use crate::version::Version;
 
@@ -44,6 +44,25 @@ impl Ctx<'_> {
             column,
             message: message.into(),
         }
+    }
+}
+
+impl Manifest {
+    /// Parses and validates `text`; `origin` names it in error messages.
+    ///
+    /// # Errors
+    /// [`Error::Manifest`] naming `file:line:column` and the problem.
+    pub fn parse(text: &str, origin: Origin) -> Result<Manifest> {
+        parse(text, origin)
+    }
+
+    /// Loads a manifest from a file given by the user.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Manifest::parse(&text, Origin::File(path.to_path_buf()))
     }
 }
 

@@ -4,33 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
-use super::{Warning, WarningCode};
+use super::model::{H2Info, Warning, WarningCode};
 use crate::pack::{engines::engine_mv_format, H2Format, Location, Pack};
-
-/// H2 details of an `h2` rule.
-#[derive(Debug, Clone, Serialize)]
-pub struct H2Info {
-    /// The database name.
-    pub database: String,
-    /// `deployment.toml [database.local]`, or `default location` when not declared.
-    pub resolved_from: String,
-    /// Where its URL points.
-    pub location: Location,
-    /// The database file, relative to the pack (None when missing or external).
-    pub file: Option<PathBuf>,
-    /// The on-disk format, from the file's own header.
-    pub format: Option<H2Format>,
-    /// Whether this pack's own H2 engine opens that format (None when unknown).
-    pub opened_by_pack_engine: Option<bool>,
-    /// Side files found next to the database (never carried).
-    pub side_files: Vec<PathBuf>,
-    /// Both `X.h2.db` and `X.mv.db` exist.
-    pub both_extensions: bool,
-    /// A temp/compaction file or a missing `clean:1` says it was not closed cleanly.
-    pub unclean: bool,
-}
 
 /// Resolves a logical H2 database to its file: the pack's config, else `repository/database/NAME`,
 /// then whichever of `.mv.db`/`.h2.db` exists.

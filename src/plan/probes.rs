@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use super::RulePlan;
+use super::model::RulePlan;
 use crate::manifest::Kind;
 use crate::pack::Pack;
 

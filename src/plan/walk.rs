@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Entry, EntryKind};
+use super::model::{Entry, EntryKind};
 use crate::error::{IoContext, Result};
 use crate::manifest::Rule;
 
