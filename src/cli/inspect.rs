@@ -1,9 +1,12 @@
 //! `carryover inspect PACK`: what carryover sees, before anyone trusts it with data.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use carryover::pack::Evidence;
+use carryover::access::{open_for_read, Readable};
+use carryover::error::Error;
+use carryover::lock::PackLock;
+use carryover::pack::{Evidence, Pack};
 use carryover::plan::{Plan, RulePlan, Status};
 
 use carryover::outcome::Outcome;
@@ -22,16 +25,30 @@ pub struct InspectArgs {
 }
 
 pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Outcome> {
-    let plan = plan_for(&args.pack, args.manifest.as_deref())?;
+    // inspect only looks: while a writer holds the pack it still reports, and says so.
+    let plan = match plan_for(&args.pack, args.manifest.as_deref()) {
+        Ok((_lock, plan)) => plan,
+        Err(e @ Error::Refused { .. }) => {
+            ctx.out
+                .warn(&format!("{e}; what follows may change under you"));
+            Plan::for_pack(Pack::open(&args.pack)?, args.manifest.as_deref())?
+        }
+        Err(e) => return Err(e),
+    };
     ctx.out.report(&plan, false, || render(&plan))?;
     Ok(Outcome::Ok)
 }
 
-/// Detect + select for a pack: shared by every command that reads one.
-pub fn plan_for(pack: &std::path::Path, manifest: Option<&std::path::Path>) -> Result<Plan> {
-    // The next carryover command on a pack repairs an interrupted transplant first.
-    let (pack, rec) = carryover::access::open_for_read(pack)?;
-    if let Some(rec) = rec {
+/// Detect + select for a pack under its shared lock (held as long as the returned lock lives):
+/// shared by every command that reads one. The next carryover command on a pack repairs an
+/// interrupted transplant first.
+pub fn plan_for(pack: &Path, manifest: Option<&Path>) -> Result<(PackLock, Plan)> {
+    let Readable {
+        lock,
+        recovered,
+        pack,
+    } = open_for_read(pack)?;
+    if let Some(rec) = recovered.filter(|r| !r.is_empty()) {
         eprintln!(
             "carryover: recovered {}: rolled back {:?}, finished reverts {:?}",
             pack.root.display(),
@@ -39,7 +56,7 @@ pub fn plan_for(pack: &std::path::Path, manifest: Option<&std::path::Path>) -> R
             rec.reverts_finished
         );
     }
-    Plan::for_pack(pack, manifest)
+    Ok((lock, Plan::for_pack(pack, manifest)?))
 }
 
 fn render(plan: &Plan) -> String {

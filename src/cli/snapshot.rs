@@ -40,7 +40,7 @@ pub struct SnapshotArgs {
 }
 
 pub fn run(ctx: &Ctx, args: SnapshotArgs) -> Result<Outcome> {
-    let plan = plan_for(&args.pack, args.manifest.as_deref())?;
+    let (_lock, plan) = plan_for(&args.pack, args.manifest.as_deref())?;
     let output = args
         .output
         .unwrap_or_else(|| PathBuf::from(default_name(&plan)));

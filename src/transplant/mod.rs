@@ -598,17 +598,12 @@ pub fn recover(target: &Path) -> Result<Recovery> {
     Ok(rec)
 }
 
-/// Recovery before a read-only command, only when something is pending (it takes the lock).
-pub fn recover_if_pending(pack_root: &Path) -> Result<Option<Recovery>> {
-    let pending = txn::list_txns(pack_root).iter().any(|d| {
+/// Whether a transaction of the pack is pending (to roll back) or a revert unfinished.
+pub fn pending(pack_root: &Path) -> bool {
+    txn::list_txns(pack_root).iter().any(|d| {
         matches!(
             txn::state_of(d),
             txn::TxnState::Pending | txn::TxnState::Reverting
         )
-    });
-    if !pending {
-        return Ok(None);
-    }
-    let _lock = PackLock::acquire(pack_root)?;
-    Ok(Some(txn::recover(pack_root)?))
+    })
 }

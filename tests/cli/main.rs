@@ -8,6 +8,7 @@ mod golden;
 mod inspect;
 mod manifests;
 mod merge;
+mod safety;
 mod snapshot;
 mod transplant;
 mod verify;

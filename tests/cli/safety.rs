@@ -1,0 +1,107 @@
+//! Issue 9, the items about locking, access and ordinary layouts: each test failed on the
+//! commit before the fix.
+
+use std::fs;
+use std::io::BufRead;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use crate::common::{pack_digest, tree_digest_all, Spawned, TestEnv};
+
+/// A process holding a `flock` on the pack's root directory, as carryover's writer does.
+fn hold_flock(dir: &std::path::Path, exclusive: bool) -> Spawned {
+    let op = if exclusive { "LOCK_EX" } else { "LOCK_SH" };
+    let mut child = Spawned::new(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDONLY); \
+                 fcntl.flock(fd, fcntl.{op}); print('held', flush=True); time.sleep(60)"
+            ))
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped()),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held");
+    child
+}
+
+/// Item 9: a reader (snapshot) is refused while a writer holds the pack, and a writer
+/// (transplant) is refused while a reader does; inspect still reports, with a warning. Readers
+/// create nothing in a pack.
+#[test]
+fn readers_and_writers_of_one_pack_exclude_each_other() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    let before = tree_digest_all(&old);
+    env.snapshot(&old, &archive, &[]);
+    assert_eq!(tree_digest_all(&old), before, "a snapshot changed its pack");
+    assert!(
+        !old.join(".carryover").exists(),
+        "a reader created .carryover"
+    );
+
+    let writer = hold_flock(&old, true);
+    let r = env.run([
+        "snapshot".as_ref(),
+        old.as_os_str(),
+        "-o".as_ref(),
+        env.path().join("during.tar.zst").as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(6), "{r}");
+    assert!(
+        r.stderr.contains("another carryover is writing this pack"),
+        "{r}"
+    );
+    assert!(!env.path().join("during.tar.zst").exists());
+    let r = env.run(["inspect".as_ref(), old.as_os_str()]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(
+        r.stderr.contains("warning") && r.stderr.contains("writing this pack"),
+        "{r}"
+    );
+    drop(writer);
+
+    let reader = hold_flock(&new, false);
+    let before_new = pack_digest(&new);
+    let r = env.run(["transplant".as_ref(), archive.as_os_str(), new.as_os_str()]);
+    assert_eq!(r.code, Some(6), "{r}");
+    assert!(r.stderr.contains("reading or writing this pack"), "{r}");
+    assert_eq!(pack_digest(&new), before_new);
+    let r = env.run([
+        "verify".as_ref(),
+        archive.as_os_str(),
+        "--against".as_ref(),
+        old.as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(0), "readers share: {r}");
+    drop(reader);
+}
+
+/// Item 21: carryover's own tree in a pack is private: `.carryover` 0700 whatever the umask, the
+/// catalog 0600.
+#[test]
+fn carryover_records_are_private() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let r = env.run([
+        "transplant".as_ref(),
+        archive.as_os_str(),
+        new.as_os_str(),
+        "--base".as_ref(),
+        crate::common::example("pristine-4.2.0").as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&new.join(".carryover")), 0o700);
+    assert_eq!(mode(&env.catalog()), 0o600);
+}
