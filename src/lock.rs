@@ -1,7 +1,8 @@
-//! The pack lock: one writer or many readers per pack. The lock is a `flock` on the pack's root
-//! directory itself, so a reader never has to create anything in a pack to lock it; a writer
-//! also records its pid in `PACK/.carryover/lock` for the refusal message. Never waits: a held
-//! lock is a refusal (exit 6).
+//! The pack lock: one writer or many readers per pack. Readers and writers `flock` the pack's
+//! root directory itself (shared or exclusive), so a reader never has to create anything in a
+//! pack to lock it; a writer first takes an exclusive `flock` on `PACK/.carryover/lock` (the
+//! writers' lock of earlier versions) and records its pid there for the refusal message. Never
+//! waits: a held lock is a refusal (exit 6).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -15,6 +16,8 @@ use crate::error::{Error, IoContext, Result};
 #[derive(Debug)]
 pub struct PackLock {
     dir: File,
+    /// `.carryover/lock`, held by a writer.
+    _writer: Option<File>,
     /// The pack's root directory.
     pub pack: PathBuf,
     /// Exclusive (a writer) or shared (a reader).
@@ -56,16 +59,29 @@ impl PackLock {
     /// # Errors
     /// [`Error::Refused`] (exit 6) when another carryover reads or writes the pack; I/O errors.
     pub fn acquire(pack: &Path) -> Result<PackLock> {
-        let lock = PackLock::take(pack, true)?;
         let path = ensure_carryover_dir(pack)?.join("lock");
         let mut f = OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(&path)
             .at(&path)?;
+        match flock(&f, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                return Err(Error::Refused {
+                    path: pack.to_path_buf(),
+                    reason: holder_message(pack, "writing"),
+                })
+            }
+            Err(e) => return Err(e).at(&path),
+        }
+        let mut lock = PackLock::take(pack, true)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).at(&path)?;
+        let _ = f.set_len(0);
         let _ = writeln!(f, "{}", std::process::id());
+        lock._writer = Some(f);
         Ok(lock)
     }
 
@@ -98,12 +114,14 @@ impl PackLock {
         match flock(&dir, op | libc::LOCK_NB) {
             Ok(()) => Ok(PackLock {
                 dir,
+                _writer: None,
                 pack: pack.to_path_buf(),
                 exclusive,
             }),
+            // Wanting to write, a held root means readers; wanting to read, a writer.
             Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Err(Error::Refused {
                 path: pack.to_path_buf(),
-                reason: holder_message(pack, exclusive),
+                reason: holder_message(pack, if exclusive { "reading" } else { "writing" }),
             }),
             Err(e) => Err(e).at(pack),
         }
@@ -118,27 +136,20 @@ fn flock(f: &File, op: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Who holds the lock, as far as the writer's pid file says.
-fn holder_message(pack: &Path, wanted_exclusive: bool) -> String {
+/// Who holds the lock: `doing` is what the holder does; a writer's pid comes from its file.
+fn holder_message(pack: &Path, doing: &str) -> String {
     let path = carryover_dir(pack).join("lock");
     let pid = fs::read_to_string(&path).unwrap_or_default();
     let pid = pid.trim();
-    let who = if pid.is_empty() {
+    let who = if pid.is_empty() || doing != "writing" {
         String::new()
     } else {
         format!(" (pid {pid})")
     };
-    if wanted_exclusive {
-        format!(
-            "another carryover is reading or writing this pack{who} (lock {})",
-            path.display()
-        )
-    } else {
-        format!(
-            "another carryover is writing this pack{who} (lock {})",
-            path.display()
-        )
-    }
+    format!(
+        "another carryover is {doing} this pack{who} (lock {})",
+        path.display()
+    )
 }
 
 #[cfg(test)]
@@ -156,6 +167,7 @@ mod tests {
         );
         let e = PackLock::acquire(d.path()).unwrap_err();
         assert_eq!(e.exit_code(), 6, "{e}");
+        assert!(e.to_string().contains("reading this pack"), "{e}");
         drop((r1, r2));
         let w = PackLock::acquire(d.path()).unwrap();
         let mode = fs::metadata(carryover_dir(d.path()))

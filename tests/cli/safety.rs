@@ -72,7 +72,7 @@ fn readers_and_writers_of_one_pack_exclude_each_other() {
     let before_new = pack_digest(&new);
     let r = env.run(["transplant".as_ref(), archive.as_os_str(), new.as_os_str()]);
     assert_eq!(r.code, Some(6), "{r}");
-    assert!(r.stderr.contains("reading or writing this pack"), "{r}");
+    assert!(r.stderr.contains("another carryover is reading this pack"), "{r}");
     assert_eq!(pack_digest(&new), before_new);
     let r = env.run([
         "verify".as_ref(),
