@@ -4,7 +4,7 @@
 //! `travels_with`.
 
 use std::ops::Range;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use toml::Spanned;
@@ -367,22 +367,12 @@ fn check_travels(cx: &Ctx, rules: &[Rule], raw: &[RawRule]) -> Result<()> {
 
 /// A rule path must be a plain relative path: no empty, `.` or `..` segment, not absolute.
 fn check_rel_path(path: &Path) -> std::result::Result<(), String> {
-    let s = path.as_os_str().as_encoded_bytes();
-    let plain = !s.is_empty()
-        && !s.ends_with(b"/")
-        && s.split(|b| *b == b'/')
-            .all(|seg| !seg.is_empty() && seg != b"." && seg != b"..");
-    if !plain
-        || path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-    {
-        return Err(format!(
-            "path {:?} must be relative to the pack root, without `..` or `.`",
+    crate::relpath::check_path(path).map_err(|why| {
+        format!(
+            "path {:?} must be relative to the pack root, without `..` or `.` ({why})",
             path.display().to_string()
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 fn build_globs(cx: &Ctx, pats: &[Spanned<String>]) -> Result<(GlobSet, Vec<String>)> {

@@ -113,8 +113,12 @@ fn resolve_rule(
         files: 0,
         bytes: 0,
         h2: None,
+        root_link: None,
         entries: Vec::new(),
     };
+    if let Some(path) = rule.kind.path() {
+        rp.root_link = walk::root_link(&pack.root, path);
+    }
     match &rule.kind {
         RuleKind::Dir { path } | RuleKind::Lucene { path } => {
             rp.entries = walk::walk(&pack.root, path, rule, idx, None)?;
@@ -124,7 +128,7 @@ fn resolve_rule(
         }
         RuleKind::File { path } | RuleKind::Config { path, .. } => {
             let abs = pack.root.join(path);
-            if let Ok(meta) = fs::symlink_metadata(&abs) {
+            if let Ok(meta) = fs::metadata(&abs).or_else(|_| fs::symlink_metadata(&abs)) {
                 if !meta.is_dir() {
                     rp.entries
                         .push(Entry::from_meta(path.clone(), &meta, &abs, idx)?);
@@ -133,33 +137,7 @@ fn resolve_rule(
         }
         RuleKind::H2 { database } => {
             let info = h2::resolve(pack, database, warnings);
-            match (&info.location, &info.file) {
-                (Location::InPack(_), Some(f)) => {
-                    let abs = pack.root.join(f);
-                    let meta = fs::symlink_metadata(&abs).at(&abs)?;
-                    rp.entries
-                        .push(Entry::from_meta(f.clone(), &meta, &abs, idx)?);
-                    // 1.x PageStore LOB storage travels with its database.
-                    let lobs = abs.with_file_name(format!("{database}.lobs.db"));
-                    if f.to_string_lossy().ends_with(".h2.db") && lobs.is_dir() {
-                        let rel = f.with_file_name(format!("{database}.lobs.db"));
-                        rp.entries
-                            .extend(walk::walk(&pack.root, &rel, rule, idx, None)?);
-                    }
-                }
-                (Location::External(p), _) => {
-                    rp.status = Status::External;
-                    warnings.push(Warning {
-                        code: WarningCode::ExternalDatabase,
-                        message: format!(
-                            "{database} is configured outside the pack ({}, from {}); carryover does not carry it",
-                            p.display(),
-                            info.resolved_from
-                        ),
-                    });
-                }
-                _ => {}
-            }
+            h2_entries(pack, rule, idx, database, &info, &mut rp, warnings)?;
             rp.path = info.file.clone();
             rp.h2 = Some(info);
         }
@@ -167,6 +145,7 @@ fn resolve_rule(
     if rp.status != Status::External && !rp.entries.is_empty() {
         rp.status = Status::Found;
     }
+    link_warnings(&rp, warnings);
     for e in &rp.entries {
         if let EntryKind::File { size } = e.kind {
             rp.files += 1;
@@ -174,4 +153,83 @@ fn resolve_rule(
         }
     }
     Ok(rp)
+}
+
+/// Warnings about links: a rule root reached through a symlink (carried as content; the new
+/// pack gets a real directory), and links inside the state that point out of the pack.
+fn link_warnings(rp: &RulePlan, warnings: &mut Vec<Warning>) {
+    if let Some(l) = &rp.root_link {
+        warnings.push(Warning {
+            code: WarningCode::RootSymlink,
+            message: format!(
+                "{} is a symlink to {}: rule {} carries what it points to, not the link; \
+                 after a transplant the new pack holds the content itself (recreate the link to keep the state on that disk)",
+                l.link.display(),
+                l.target.display(),
+                rp.name
+            ),
+        });
+    }
+    let outside: Vec<String> = rp
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Symlink { target } if !crate::relpath::link_stays_inside(&e.rel, target) => {
+                Some(format!("{} -> {}", e.rel.display(), target.display()))
+            }
+            _ => None,
+        })
+        .collect();
+    if !outside.is_empty() {
+        warnings.push(Warning {
+            code: WarningCode::ExternalLink,
+            message: format!(
+                "rule {}: {} symlink(s) point outside the pack ({}); a transplant refuses them unless \
+                 --external-links keep (recreate each as a link) or --external-links skip",
+                rp.name,
+                outside.len(),
+                outside.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+}
+
+/// The database file of an h2 rule (with 1.x LOB storage), or the external-database warning.
+fn h2_entries(
+    pack: &Pack,
+    rule: &Rule,
+    idx: usize,
+    database: &str,
+    info: &H2Info,
+    rp: &mut RulePlan,
+    warnings: &mut Vec<Warning>,
+) -> Result<()> {
+    match (&info.location, &info.file) {
+        (Location::InPack(_), Some(f)) => {
+            let abs = pack.root.join(f);
+            let meta = fs::symlink_metadata(&abs).at(&abs)?;
+            rp.entries
+                .push(Entry::from_meta(f.clone(), &meta, &abs, idx)?);
+            // 1.x PageStore LOB storage travels with its database.
+            let lobs = abs.with_file_name(format!("{database}.lobs.db"));
+            if f.to_string_lossy().ends_with(".h2.db") && lobs.is_dir() {
+                let rel = f.with_file_name(format!("{database}.lobs.db"));
+                rp.entries
+                    .extend(walk::walk(&pack.root, &rel, rule, idx, None)?);
+            }
+        }
+        (Location::External(p), _) => {
+            rp.status = Status::External;
+            warnings.push(Warning {
+                code: WarningCode::ExternalDatabase,
+                message: format!(
+                    "{database} is configured outside the pack ({}, from {}); carryover does not carry it",
+                    p.display(),
+                    info.resolved_from
+                ),
+            });
+        }
+        _ => {}
+    }
+    Ok(())
 }

@@ -79,9 +79,23 @@ pub struct RulePlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// H2 details (h2 rules).
     pub h2: Option<H2Info>,
-    #[serde(skip)]
+    /// The rule's root is (or lies under) a symlink: its content is carried, not the link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_link: Option<RootLink>,
     /// Every entry found, in walk order.
+    #[serde(skip)]
     pub entries: Vec<Entry>,
+}
+
+/// A symlink on the way to a rule's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RootLink {
+    /// The link (pack-relative): the rule's root or an ancestor of it.
+    pub link: PathBuf,
+    /// Its target as stored.
+    pub target: PathBuf,
+    /// Where it resolves (None when dangling).
+    pub resolved: Option<PathBuf>,
 }
 
 /// What a warning is about (its `code` in JSON).
@@ -100,6 +114,10 @@ pub enum WarningCode {
     H2FormatMismatch,
     /// A database was not closed cleanly.
     H2Unclean,
+    /// A rule's root is a symlink (or lies under one): the content is carried, not the link.
+    RootSymlink,
+    /// A symlink inside the state points outside the pack.
+    ExternalLink,
 }
 
 impl WarningCode {
@@ -112,6 +130,8 @@ impl WarningCode {
             WarningCode::H2AndMv => "h2-and-mv",
             WarningCode::H2FormatMismatch => "h2-format-mismatch",
             WarningCode::H2Unclean => "h2-unclean",
+            WarningCode::RootSymlink => "root-symlink",
+            WarningCode::ExternalLink => "external-link",
         }
     }
 }

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::model::{Entry, EntryKind};
+use super::model::{Entry, EntryKind, RootLink};
 use crate::error::{IoContext, Result};
 use crate::manifest::Rule;
 
@@ -48,8 +48,27 @@ impl Entry {
     }
 }
 
-/// Walks `rel` under `root` (symlinks never followed), applying the rule's excludes and, for glob
-/// rules, its includes. The root path itself is an entry when it is a directory.
+/// The first symlink on the way to `rel` (the rule's root itself or one of its ancestors inside
+/// the pack): operators move `repository/data` or `solr/data` to a bigger disk and leave a link.
+pub(super) fn root_link(root: &Path, rel: &Path) -> Option<RootLink> {
+    let mut prefix = PathBuf::new();
+    for c in rel.components() {
+        prefix.push(c);
+        let abs = root.join(&prefix);
+        if fs::symlink_metadata(&abs).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some(RootLink {
+                link: prefix,
+                target: fs::read_link(&abs).unwrap_or_default(),
+                resolved: fs::canonicalize(&abs).ok(),
+            });
+        }
+    }
+    None
+}
+
+/// Walks `rel` under `root`, applying the rule's excludes and, for glob rules, its includes. The
+/// root path itself is an entry when it is a directory. A symlink at the rule's root (or above
+/// it) is followed, so the state it points to is carried; symlinks below it never are.
 pub(super) fn walk(
     root: &Path,
     rel: &Path,
@@ -59,7 +78,7 @@ pub(super) fn walk(
 ) -> Result<Vec<Entry>> {
     let base = root.join(rel);
     let mut out = Vec::new();
-    let Ok(meta) = fs::symlink_metadata(&base) else {
+    let Ok(meta) = fs::metadata(&base).or_else(|_| fs::symlink_metadata(&base)) else {
         return Ok(out);
     };
     if !meta.is_dir() {
@@ -98,7 +117,13 @@ pub(super) fn walk(
                 continue;
             }
         }
-        let meta = ent.metadata().map_err(|e| crate::Error::Io {
+        // The root's own link is followed (see above); walkdir reports the link itself.
+        let meta = if inner.as_os_str().is_empty() {
+            Ok(meta.clone())
+        } else {
+            ent.metadata()
+        };
+        let meta = meta.map_err(|e| crate::Error::Io {
             path: ent.path().to_path_buf(),
             source: e
                 .into_io_error()

@@ -72,7 +72,10 @@ fn readers_and_writers_of_one_pack_exclude_each_other() {
     let before_new = pack_digest(&new);
     let r = env.run(["transplant".as_ref(), archive.as_os_str(), new.as_os_str()]);
     assert_eq!(r.code, Some(6), "{r}");
-    assert!(r.stderr.contains("another carryover is reading this pack"), "{r}");
+    assert!(
+        r.stderr.contains("another carryover is reading this pack"),
+        "{r}"
+    );
     assert_eq!(pack_digest(&new), before_new);
     let r = env.run([
         "verify".as_ref(),
@@ -104,4 +107,92 @@ fn carryover_records_are_private() {
     let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&new.join(".carryover")), 0o700);
     assert_eq!(mode(&env.catalog()), 0o600);
+}
+
+/// Item 6: a rule root that is a symlink (state moved to a bigger disk) is followed: the
+/// snapshot holds its files, not just the link; inspect says so; the transplant carries them.
+#[test]
+fn a_rule_root_that_is_a_symlink_is_carried_as_content() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let disk = env.path().join("bigdisk");
+    fs::create_dir_all(&disk).unwrap();
+    let data = old.join("repository/data");
+    let moved = disk.join("data");
+    assert!(std::process::Command::new("mv")
+        .arg(&data)
+        .arg(&moved)
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink(&moved, &data).unwrap();
+    let files_moved = walkdir::WalkDir::new(&moved)
+        .into_iter()
+        .filter(|e| e.as_ref().unwrap().file_type().is_file())
+        .count();
+    assert!(files_moved > 0);
+
+    let doc = env.inspect_json(&old);
+    let rule = crate::common::rule(&doc, "repository-data");
+    assert_eq!(rule["files"], files_moved, "{rule}");
+    assert_eq!(rule["root_link"]["link"], "repository/data", "{rule}");
+    assert!(crate::common::warning_codes(&doc).contains(&"root-symlink".to_string()));
+
+    let archive = env.path().join("old.tar.zst");
+    let summary = env.snapshot(&old, &archive, &[]);
+    assert!(summary["warnings"]
+        .to_string()
+        .contains("repository/data is a symlink"));
+    let names = crate::common::tar_list(&archive);
+    let carried = names
+        .iter()
+        .filter(|n| n.starts_with("repository/data/") && !n.ends_with('/'))
+        .count();
+    assert_eq!(carried, files_moved, "{names:?}");
+    let r = env.run(["verify".as_ref(), archive.as_os_str()]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let r = env.run([
+        "transplant".as_ref(),
+        archive.as_os_str(),
+        new.as_os_str(),
+        "--base".as_ref(),
+        crate::common::example("pristine-4.2.0").as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let nd = new.join("repository/data");
+    assert!(fs::symlink_metadata(&nd).unwrap().is_dir());
+    for e in walkdir::WalkDir::new(&moved) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let rel = e.path().strip_prefix(&moved).unwrap();
+            assert_eq!(fs::read(nd.join(rel)).unwrap(), fs::read(e.path()).unwrap());
+        }
+    }
+}
+
+/// Item 7: links inside state that point out of the pack are named by inspect and snapshot.
+#[test]
+fn links_out_of_the_pack_are_named_before_anything_is_written() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    std::os::unix::fs::symlink("/etc/passwd", old.join("repository/data/passwd-link")).unwrap();
+    std::os::unix::fs::symlink("../../../outside", old.join("repository/data/up")).unwrap();
+    let doc = env.inspect_json(&old);
+    let w = crate::common::warning(&doc, "external-link").expect("external-link warning");
+    let msg = w["message"].as_str().unwrap();
+    assert!(
+        msg.contains("repository/data/passwd-link -> /etc/passwd"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("repository/data/up -> ../../../outside"),
+        "{msg}"
+    );
+    assert!(msg.contains("2 symlink(s)"), "{msg}");
+    let summary = env.snapshot(&old, &env.path().join("o.tar.zst"), &[]);
+    assert!(
+        summary["warnings"].to_string().contains("passwd-link"),
+        "{summary}"
+    );
 }
