@@ -4,6 +4,7 @@
 mod common;
 #[cfg(feature = "failpoints")]
 mod crash;
+mod hostile;
 mod inspect;
 mod manifests;
 mod merge;
