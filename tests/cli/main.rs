@@ -5,6 +5,7 @@ mod common;
 #[cfg(feature = "failpoints")]
 mod crash;
 mod golden;
+mod hostile;
 mod inspect;
 mod manifests;
 mod merge;
