@@ -7,7 +7,7 @@ use carryover::archive::{default_name, write_snapshot, SnapshotOptions, Snapshot
 use carryover::outcome::Outcome;
 use carryover::Result;
 
-use super::ctx::Ctx;
+use super::ctx::{usage, Ctx};
 use super::inspect::plan_for;
 use super::output;
 
@@ -33,6 +33,9 @@ pub struct SnapshotArgs {
     /// Record damaged index/database files instead of failing.
     #[arg(long)]
     pub allow_corrupt: bool,
+    /// Take the snapshot even though this required rule found nothing (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub allow_missing: Vec<String>,
     /// Mark this snapshot as the pristine baseline of its version (take it right after
     /// install): transplant uses it as the base of three-way config merges.
     #[arg(long)]
@@ -41,6 +44,15 @@ pub struct SnapshotArgs {
 
 pub fn run(ctx: &Ctx, args: SnapshotArgs) -> Result<Outcome> {
     let (_lock, plan) = plan_for(&args.pack, args.manifest.as_deref())?;
+    for a in &args.allow_missing {
+        if plan.rule(a).is_none() {
+            return Err(usage(&format!(
+                "--allow-missing {a}: the manifest {} has no such rule",
+                plan.manifest
+            )));
+        }
+    }
+    plan.check_required(&args.allow_missing)?;
     let output = args
         .output
         .unwrap_or_else(|| PathBuf::from(default_name(&plan)));

@@ -85,6 +85,42 @@ impl Plan {
         Plan::build(pack, sel)
     }
 
+    /// Refuses a plan whose required rules found nothing, unless each is in `allowed` (the
+    /// operator's `--allow-missing RULE`): a snapshot without WSO2AM_DB is not a backup.
+    ///
+    /// # Errors
+    /// [`crate::Error::Invalid`] naming every missing rule, the path looked at, and the flag.
+    pub fn check_required(&self, allowed: &[String]) -> Result<()> {
+        let missing: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|r| r.required && r.status == Status::Missing)
+            .filter(|r| !allowed.iter().any(|a| a == &r.name))
+            .map(|r| {
+                let at = r
+                    .path
+                    .as_deref()
+                    .or(r.h2.as_ref().and_then(|h| match &h.location {
+                        Location::InPack(p) => Some(p.as_path()),
+                        _ => None,
+                    }))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "its location".into());
+                format!("{} (looked at {at})", r.name)
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(crate::Error::invalid(
+            &self.pack.root,
+            format!(
+                "required state missing: {}; take the snapshot anyway with --allow-missing RULE for each",
+                missing.join(", ")
+            ),
+        ))
+    }
+
     /// Every entry of every rule, in rule order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.rules.iter().flat_map(|r| r.entries.iter())
