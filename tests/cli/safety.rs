@@ -196,3 +196,41 @@ fn links_out_of_the_pack_are_named_before_anything_is_written() {
         "{summary}"
     );
 }
+
+/// Item 11: a required rule that finds nothing fails the snapshot, naming the rule and the path
+/// looked at, unless the operator says `--allow-missing RULE`.
+#[test]
+fn required_state_missing_fails_the_snapshot_unless_allowed() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    fs::remove_file(old.join("repository/database/WSO2AM_DB.mv.db")).unwrap();
+    let out = env.path().join("s.tar.zst");
+    let r = env.run([
+        "snapshot".as_ref(),
+        old.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(
+        r.stderr
+            .contains("am-db (looked at repository/database/WSO2AM_DB)"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("--allow-missing"), "{r}");
+    assert!(!out.exists());
+    let r = env.run([
+        "snapshot".as_ref(),
+        old.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--allow-missing".as_ref(),
+        "no-such-rule".as_ref(),
+    ]);
+    assert_eq!(r.code, Some(2), "{r}");
+    let doc = env.snapshot(&old, &out, &["--allow-missing", "am-db"]);
+    assert!(
+        doc["warnings"].to_string().contains("required rule am-db"),
+        "{doc}"
+    );
+}
