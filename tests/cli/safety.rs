@@ -234,3 +234,59 @@ fn required_state_missing_fails_the_snapshot_unless_allowed() {
         "{doc}"
     );
 }
+
+/// Item 19: SIGINT exits 130, SIGTERM and SIGHUP (a closed SSH session) 143, each within a second
+/// even at zstd level 19, leaving neither archive nor temp file.
+#[test]
+#[ignore = "issue 9 item 19: at --level 19 the interrupted snapshot waits for zstd's jobs (5.7 s)"]
+fn signals_exit_130_and_143_within_a_second() {
+    use std::time::{Duration, Instant};
+    let env = TestEnv::new();
+    let pack = env.copy_example("wso2am-4.2.0-old");
+    // Enough incompressible data that level 19 runs for many seconds.
+    crate::common::write_random_file(&pack.join("repository/data/big.bin"), 96 << 20, 7);
+    for (sig, code) in [
+        (libc::SIGINT, 130),
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 143),
+    ] {
+        let out = env.path().join(format!("out-{sig}"));
+        fs::create_dir(&out).unwrap();
+        let archive = out.join("s.tar.zst");
+        let mut proc = Spawned::new(
+            env.std_cmd()
+                .arg("snapshot")
+                .arg("--level")
+                .arg("19")
+                .arg("-o")
+                .arg(&archive)
+                .arg(&pack)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let started = Instant::now();
+        while !fs::read_dir(&out)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "no temp file");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            proc.child.try_wait().unwrap().is_none(),
+            "finished too soon"
+        );
+        let sent = Instant::now();
+        // SAFETY: plain kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(proc.pid(), sig) }, 0);
+        let status = proc.child.wait().unwrap();
+        let took = sent.elapsed();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(proc.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(code), "signal {sig}: {stderr}");
+        assert!(took < Duration::from_secs(1), "signal {sig}: took {took:?}");
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "left files behind");
+    }
+}
