@@ -3,6 +3,7 @@
 //! and one `run` function over the shared [`Ctx`]; the library does the work, `output` prints.
 
 mod ctx;
+mod docs;
 mod history;
 mod inspect;
 mod output;
@@ -46,6 +47,10 @@ pub enum Command {
     List(history::ListArgs),
     /// Show one catalog record in full.
     Show(history::ShowArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff) of carryover or of one command to stdout.
+    Man(docs::ManArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -66,6 +71,8 @@ pub fn run() -> ExitCode {
         Command::Transplant(a) => transplant::run(&ctx, a),
         Command::List(a) => history::list(&ctx, a),
         Command::Show(a) => history::show(&ctx, a),
+        Command::Completions(a) => docs::completions(&ctx, a),
+        Command::Man(a) => docs::man(&ctx, a),
     };
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),

@@ -4,6 +4,7 @@
 mod common;
 #[cfg(feature = "failpoints")]
 mod crash;
+mod docs;
 mod golden;
 mod hostile;
 mod inspect;
