@@ -38,7 +38,7 @@ fn completions_parse_in_their_shells() {
             "snapshot",
             "verify",
             "transplant",
-            "--allow-missing",
+            "allow-missing",
         ] {
             assert!(r.stdout.contains(sub), "{shell} completion lacks {sub}");
         }
