@@ -24,6 +24,7 @@ pub mod lock;
 pub mod merge;
 pub mod outcome;
 pub mod progress;
+pub mod snapshot;
 pub mod transplant;
 pub mod verify;
 pub mod version;

@@ -42,8 +42,16 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     } else if !global.quiet || !report.ok {
         output::text(&render(&report, global.verbose > 0));
     }
-    verify::outcome(&report)?;
-    Ok(Outcome::Ok)
+    let outcome = report.outcome()?;
+    if outcome == carryover::outcome::Outcome::Mismatch {
+        // Exit 5 keeps its one-line note on stderr.
+        let note = carryover::Error::Mismatch {
+            path: report.archive.clone(),
+            count: report.problems.len(),
+        };
+        output::error(global.json, &note.into(), outcome.exit_code());
+    }
+    Ok(Outcome::Code(outcome.exit_code()))
 }
 
 fn render(r: &VerifyReport, verbose: bool) -> String {
