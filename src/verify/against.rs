@@ -6,11 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::check::check_contents;
+use super::check::read_checked;
 use super::report::{Problem, ProblemKind, VerifyReport};
 use crate::archive::contents::{ArchiveContents, IndexInfo};
 use crate::archive::format::{EntryType, IndexEntry, SnapshotMeta};
-use crate::archive::reader::read_archive;
 use crate::digest::sha256_file;
 use crate::error::Result;
 use crate::manifest::{Kind, Manifest, Origin, Selection, Strategy};
@@ -30,8 +29,7 @@ pub fn verify_against(
     cancel: &Cancel,
 ) -> Result<VerifyReport> {
     let started = std::time::Instant::now();
-    let contents = read_archive(archive, None, progress, cancel)?;
-    let mut report = check_contents(archive, &contents);
+    let (contents, mut report) = read_checked(archive, progress, cancel)?;
     report.against = Some(pack.to_path_buf());
     if let (Some(meta), Some(index)) = (&contents.meta, &contents.index) {
         let plan = current_plan(archive, meta, pack)?;
@@ -130,13 +128,7 @@ fn compare(
             ));
         }
     }
-    let in_index: BTreeSet<&str> = listed.iter().map(|e| e.path.as_str()).collect();
-    for (path, (_, rule)) in &current {
-        if !in_index.contains(path.as_str()) {
-            let detail = "in the pack but not in the snapshot";
-            problems.push(Problem::new(ProblemKind::Extra, path, Some(rule), detail));
-        }
-    }
+    problems.extend(extras(&current, listed));
     for r in report.rules.iter_mut() {
         let of_rule = |x: &&Problem| x.rule.as_deref() == Some(r.name.as_str());
         r.problems += problems.iter().filter(of_rule).count() as u64;
@@ -144,6 +136,17 @@ fn compare(
     report.problems.extend(problems);
     report.ok = report.problems.is_empty() && report.readable;
     Ok(())
+}
+
+/// The pack's entries the snapshot does not hold.
+fn extras(current: &BTreeMap<String, (&Entry, &str)>, listed: &[IndexEntry]) -> Vec<Problem> {
+    let in_index: BTreeSet<&str> = listed.iter().map(|e| e.path.as_str()).collect();
+    let detail = "in the pack but not in the snapshot";
+    current
+        .iter()
+        .filter(|(path, _)| !in_index.contains(path.as_str()))
+        .map(|(path, (_, rule))| Problem::new(ProblemKind::Extra, path, Some(rule), detail))
+        .collect()
 }
 
 /// How the pack's entry differs from the snapshot's (None: it does not).

@@ -28,11 +28,20 @@ pub fn verify_archive(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<VerifyReport> {
+    Ok(read_checked(archive, progress, cancel)?.1)
+}
+
+/// Reads `archive` and checks it against its records: what was read, and the report.
+pub(super) fn read_checked(
+    archive: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<(ArchiveContents, VerifyReport)> {
     let started = std::time::Instant::now();
     let contents = read_archive(archive, None, progress, cancel)?;
     let mut report = check_contents(archive, &contents);
     report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok((contents, report))
 }
 
 /// Problems and warnings, in the order they are found.
