@@ -313,3 +313,40 @@ fn seen_of<R: Read>(path: &str, entry: &tar::Entry<R>) -> Result<Seen> {
         index: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    /// Archives written before pax headers carry long names and link targets in GNU long
+    /// records; they must read the same.
+    #[test]
+    fn reads_gnu_long_records() {
+        let file_name = format!("data/{}", "n".repeat(150));
+        let link_name = format!("data/{}", "l".repeat(150));
+        let target = format!("{}target\nwith a newline", "far/".repeat(40));
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(3);
+        h.set_mode(0o640);
+        b.append_data(&mut h, &file_name, &b"abc"[..]).unwrap();
+        let mut l = tar::Header::new_gnu();
+        l.set_entry_type(tar::EntryType::Symlink);
+        l.set_size(0);
+        b.append_link(&mut l, &link_name, &target).unwrap();
+        let tar = b.into_inner().unwrap();
+        let archive = tempfile::NamedTempFile::new().unwrap();
+        zstd::stream::copy_encode(&tar[..], archive.as_file(), 1).unwrap();
+
+        let c = read_archive(archive.path(), None, &NoProgress, &Cancel::default()).unwrap();
+        assert_eq!(c.stream_error, None);
+        let f = &c.seen[&file_name];
+        assert_eq!((f.kind, f.size, f.mode), (EntryType::File, 3, 0o640));
+        assert_eq!(f.sha_hex(), Some(crate::digest::sha256_hex(b"abc")));
+        let s = &c.seen[&link_name];
+        assert_eq!(s.kind, EntryType::Symlink);
+        assert_eq!(s.link.as_deref(), Some(target.as_str()));
+    }
+}
