@@ -121,7 +121,7 @@ pub fn write_snapshot(
         ));
     }
     let started = Instant::now();
-    // From here on an error drops `tmp`, which deletes the temp file.
+    // From here on an error drops the temp file's owner (`tmp`, then the sink), which deletes it.
     let tmp = temp_beside(out)?;
     let mut meta = meta_of(plan, opts.allow_running);
     meta.baseline = opts.baseline;
