@@ -20,7 +20,7 @@ pub use decide::{Action, Decision, RuleDecision};
 pub use txn::Recovery;
 
 use crate::archive::format::{SnapshotMeta, SNAPSHOT_JSON};
-use crate::archive::{read_archive, read_meta, writer::snapshot_meta};
+use crate::archive::{read_archive, read_meta};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{self, Manifest, Origin, Selection};
 use crate::merge;
@@ -132,7 +132,7 @@ pub fn transplant(
                 "source and new pack are the same directory",
             ));
         }
-        (snapshot_meta(&sp, false), Some(sp), "pack")
+        (crate::snapshot::meta_of(&sp, false), Some(sp), "pack")
     } else {
         (read_meta(&opts.source)?, None, "archive")
     };

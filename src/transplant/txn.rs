@@ -68,7 +68,7 @@ impl Txn {
         journal.log(&Record::Begin {
             id,
             source: source.to_string(),
-            time: crate::archive::writer::now_rfc3339(),
+            time: crate::archive::format::now_rfc3339(),
         })?;
         Ok(Txn {
             pack: pack.to_path_buf(),
@@ -539,7 +539,7 @@ fn check_one(pack: &Path, st: &Staged) -> Result<Option<String>> {
                     st.size
                 )));
             }
-            let h = crate::verify::hash_file(&p)?;
+            let h = crate::digest::sha256_file(&p)?;
             if Some(&h) != st.sha256.as_ref() {
                 return Ok(Some(format!("{}: content differs from the source", st.dst)));
             }
