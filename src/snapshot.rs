@@ -123,6 +123,7 @@ pub fn write_snapshot(
     let started = Instant::now();
     // From here on an error drops the temp file's owner (`tmp`, then the sink), which deletes it.
     let tmp = temp_beside(out)?;
+    let tmp_path = tmp.path().to_path_buf();
     let mut meta = meta_of(plan, opts.allow_running);
     meta.baseline = opts.baseline;
     let writer = ArchiveWriter {
@@ -135,7 +136,12 @@ pub fn write_snapshot(
         progress,
         cancel,
     };
-    let (sink, stats) = writer.write(&meta, HashSink::new(tmp))?;
+    let (sink, stats) = writer.write(&meta, HashSink::new(tmp)).inspect_err(|e| {
+        if matches!(e, Error::Interrupted) {
+            // The writer let go of the temp file without dropping it (see there).
+            let _ = fs::remove_file(&tmp_path);
+        }
+    })?;
     let (digest, bytes_out) = sink.persist(out)?;
     write_sidecar(out, &digest)?;
     fsutil::fsync_dir(fsutil::parent_of(out))?;

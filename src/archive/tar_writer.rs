@@ -23,6 +23,9 @@ use tar::{Builder, EntryType, Header};
 /// at 2 workers).
 const JOB_SIZE: u32 = 4 << 20;
 
+/// At high levels a job takes seconds; smaller jobs keep a signal's answer (and memory) short.
+const JOB_SIZE_SLOW: u32 = 1 << 20;
+
 /// A tar stream being written into a zstd encoder over `W`.
 pub struct TarWriter<W: Write> {
     tar: Builder<zstd::stream::Encoder<'static, W>>,
@@ -41,7 +44,13 @@ impl<W: Write> TarWriter<W> {
         };
         enc.include_checksum(true)?;
         enc.multithread(threads.max(1))?;
-        enc.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))?;
+        let job = if level >= 10 { JOB_SIZE_SLOW } else { JOB_SIZE };
+        enc.set_parameter(zstd::stream::raw::CParameter::JobSize(job))?;
+        if level >= 10 {
+            // Each job re-reads its predecessor's window as a prefix; at these levels that costs
+            // more time than it saves bytes, and keeps a job short.
+            enc.set_parameter(zstd::stream::raw::CParameter::OverlapSizeLog(4))?;
+        }
         Ok(TarWriter {
             tar: Builder::new(enc),
         })

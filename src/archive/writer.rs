@@ -97,9 +97,20 @@ impl ArchiveWriter<'_> {
             stats: WriteStats::default(),
             buf: vec![0u8; READ_BLOCK],
         };
-        for entry in plan.entries() {
+        let walked = plan.entries().try_for_each(|entry| {
             self.cancel.check()?;
-            pass.entry(entry)?;
+            pass.entry(entry)
+        });
+        if let Err(e) = walked {
+            if matches!(e, Error::Interrupted) || self.cancel.is_set() {
+                // Dropping the encoder waits for its worker threads to finish their jobs (seconds
+                // at high levels): on a signal, leave them to the process's exit instead. The
+                // caller removes the temp file by name.
+                let Pass { tar, .. } = pass;
+                std::mem::forget(tar);
+                return Err(Error::Interrupted);
+            }
+            return Err(e);
         }
         let Pass {
             mut tar,

@@ -238,7 +238,6 @@ fn required_state_missing_fails_the_snapshot_unless_allowed() {
 /// Item 19: SIGINT exits 130, SIGTERM and SIGHUP (a closed SSH session) 143, each within a second
 /// even at zstd level 19, leaving neither archive nor temp file.
 #[test]
-#[ignore = "issue 9 item 19: at --level 19 the interrupted snapshot waits for zstd's jobs (5.7 s)"]
 fn signals_exit_130_and_143_within_a_second() {
     use std::time::{Duration, Instant};
     let env = TestEnv::new();
