@@ -140,6 +140,13 @@ pub struct ArchiveContents {
     pub seen: BTreeMap<String, Seen>,
     /// Paths that appear more than once in the archive.
     pub duplicates: Vec<String>,
+    /// Records under `.carryover/` above their size cap (path, declared size): not read.
+    pub oversized: Vec<(String, u64)>,
+    /// Entries no restore may write (path, why): not a plain relative path, a trailing-slash
+    /// game, a path through a symlink of the archive, a symlink out of the pack.
+    pub unsafe_entries: Vec<(String, String)>,
+    /// The archive's symlinks so far (to find entries that go through one).
+    pub(super) links: std::collections::BTreeSet<String>,
     /// File entries in the order their content was hashed (emptied once digests are filled in).
     pub(super) file_order: Vec<String>,
     /// How many of `file_order` already have their digest.

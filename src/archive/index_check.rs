@@ -114,6 +114,7 @@ pub fn check_streaming<R: std::io::Read>(
         info: IndexInfo::default(),
         ids: HashMap::new(),
     };
+    let reader = super::limits::JsonStringLimit::new(reader, super::limits::MAX_JSON_STRING);
     let mut de = serde_json::Deserializer::from_reader(reader);
     let ok = de.deserialize_map(TopVisitor { state: &mut state }).is_ok() && de.end().is_ok();
     if !ok {

@@ -11,6 +11,7 @@ pub mod contents;
 pub mod format;
 mod hash_pipe;
 mod index_check;
+pub mod limits;
 pub mod reader;
 mod source;
 mod spool;

@@ -17,9 +17,12 @@ use super::contents::{ArchiveContents, Seen, SumsInfo};
 use super::format::{EntryType, SnapshotMeta, INDEX_JSON, META_DIR, SHA256SUMS, SNAPSHOT_JSON};
 use super::hash_pipe::{self, hash_raw_file, HashPipe, CHUNK};
 use super::index_check::check_streaming;
+use super::limits::{MAX_LARGE_RECORD, MAX_SMALL_RECORD};
 use super::sums_check::check_sums_streaming;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::{Cancel, Progress};
+use crate::relpath;
+use std::os::unix::ffi::OsStrExt;
 
 /// The zstd frame magic number, little-endian on disk.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -174,6 +177,9 @@ impl Walk<'_, '_> {
             self.cancel.check()?;
             let mut entry = entry.map_err(|e| stream_error(&self.eof, e))?;
             let path = entry_path(&entry)?;
+            if !path.starts_with(META_DIR) {
+                self.check_entry(&entry, &path);
+            }
             if path.starts_with(META_DIR) && entry.header().entry_type().is_file() {
                 self.record(&path, &mut entry)?;
             } else {
@@ -186,6 +192,24 @@ impl Walk<'_, '_> {
     /// One of carryover's own records under `.carryover/`.
     fn record<R: Read>(&mut self, path: &str, entry: &mut tar::Entry<R>) -> Result<()> {
         let out = &mut *self.out;
+        let cap = if path == INDEX_JSON || path == SHA256SUMS {
+            MAX_LARGE_RECORD
+        } else {
+            MAX_SMALL_RECORD
+        };
+        if entry.size() > cap {
+            // Refused unread: the record counts as absent (verify reports it), memory stays flat.
+            out.oversized.push((path.to_string(), entry.size()));
+            io::copy(&mut entry.take(entry.size()), &mut io::sink())
+                .map_err(|e| stream_error(&self.eof, e))?;
+            if path == SNAPSHOT_JSON {
+                return Err(Error::corrupt(
+                    PathBuf::from(SNAPSHOT_JSON),
+                    format!("snapshot.json is {} bytes, more than the {MAX_SMALL_RECORD} carryover reads", entry.size()),
+                ));
+            }
+            return Ok(());
+        }
         if path == INDEX_JSON {
             // The largest record: checked entry by entry as it streams, never held. The digests
             // of the data before it are needed for that, so fetch them from the hasher first.
@@ -215,6 +239,48 @@ impl Walk<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// The checks every restore needs, on the raw name: a plain relative path (a directory may end
+    /// in one `/`), not below one of the archive's symlinks, a symlink that stays inside the pack.
+    fn check_entry<R: Read>(&mut self, entry: &tar::Entry<R>, path: &str) {
+        let raw = entry.path_bytes();
+        let et = entry.header().entry_type();
+        let bare = match raw.strip_suffix(b"/") {
+            Some(r) if et.is_dir() => r,
+            _ => &raw[..],
+        };
+        let mut why = relpath::check(bare).err();
+        if why.is_none() {
+            let mut at = 0;
+            while let Some(i) = path[at..].find('/') {
+                let anc = &path[..at + i];
+                if self.out.links.contains(anc) {
+                    why = Some(format!("goes through the archive's symlink {anc}"));
+                    break;
+                }
+                at += i + 1;
+            }
+        }
+        if et.is_symlink() {
+            let target = entry
+                .link_name_bytes()
+                .map(|b| b.into_owned())
+                .unwrap_or_default();
+            let target = Path::new(std::ffi::OsStr::from_bytes(&target));
+            if why.is_none() && !relpath::link_stays_inside(Path::new(path), target) {
+                why = Some(format!(
+                    "a symlink to {} points outside the pack",
+                    target.display()
+                ));
+            }
+            self.out.links.insert(path.to_string());
+        }
+        if let Some(w) = why {
+            self.out
+                .unsafe_entries
+                .push((String::from_utf8_lossy(&raw).into_owned(), w));
+        }
     }
 
     /// A carried file, directory or symlink: recorded, shown to the visitor, content hashed.

@@ -7,22 +7,28 @@ use std::io::BufRead;
 
 use super::contents::{IndexInfo, Seen, SumsInfo, SumsProblem};
 use super::format::{parse_sha256sum_line, IndexEntry, SHA256SUMS};
+use super::limits::{read_line_bounded, MAX_SUMS_LINE};
 
 /// Checks `SHA256SUMS` from `reader` against the index marks in `seen` (and the index entries
 /// the archive lacks); marks each listed entry.
 pub fn check_sums_streaming<R: BufRead>(
-    reader: R,
+    mut reader: R,
     seen: &mut BTreeMap<String, Seen>,
     info: &IndexInfo,
 ) -> SumsInfo {
     let missing: HashMap<&str, &IndexEntry> =
         info.missing.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut out = SumsInfo::default();
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let Ok(line) = line else {
-            out.push(SHA256SUMS, None, format!("unreadable after line {i}"));
-            break;
-        };
+    let mut line = Vec::new();
+    for i in 0.. {
+        match read_line_bounded(&mut reader, &mut line, MAX_SUMS_LINE) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                out.push(SHA256SUMS, None, format!("unreadable after line {i}: {e}"));
+                break;
+            }
+        }
         if line.is_empty() {
             continue;
         }

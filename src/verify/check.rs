@@ -123,6 +123,27 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
             "entry appears more than once",
         );
     }
+    for (path, size) in &c.oversized {
+        let detail = format!("{size} bytes, above the size carryover reads for it; not read");
+        found.push(ProblemKind::Oversized, path, None, detail);
+    }
+    for (path, why) in &c.unsafe_entries {
+        found.push(ProblemKind::Unsafe, path, None, why.clone());
+    }
+    // A symlink placed after entries below it: they would be written through it.
+    for (link, _) in c.seen.iter().filter(|(_, s)| s.kind == EntryType::Symlink) {
+        let prefix = format!("{link}/");
+        let flagged = |p: &str| c.unsafe_entries.iter().any(|(u, _)| u == p);
+        if let Some((below, _)) = c
+            .seen
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .find(|(p, _)| !flagged(p))
+        {
+            let detail = format!("lies below the archive's symlink {link}");
+            found.push(ProblemKind::Unsafe, below, None, detail);
+        }
+    }
 }
 
 /// What index.json's stream found, and the archive's entries it does not list.

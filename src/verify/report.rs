@@ -29,6 +29,11 @@ pub enum ProblemKind {
     Sidecar,
     /// The same path twice in the archive.
     Duplicate,
+    /// An entry no restore may write: not a plain relative path, through a symlink, a symlink
+    /// out of the pack.
+    Unsafe,
+    /// A record above the size carryover reads (not read).
+    Oversized,
 }
 
 /// One problem: what, where, under which rule.
