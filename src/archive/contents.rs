@@ -145,6 +145,8 @@ pub struct ArchiveContents {
     /// Entries no restore may write (path, why): not a plain relative path, a trailing-slash
     /// game, a path through a symlink of the archive, a symlink out of the pack.
     pub unsafe_entries: Vec<(String, String)>,
+    /// Symlinks that point outside the pack (`path -> target`): restored as links by default.
+    pub external_links: Vec<String>,
     /// The archive's symlinks so far (to find entries that go through one).
     pub(super) links: std::collections::BTreeSet<String>,
     /// File entries in the order their content was hashed (emptied once digests are filled in).

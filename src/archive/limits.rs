@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(l, b"short");
         assert!(read_line_bounded(&mut r, &mut l, 16).unwrap());
         assert!(!read_line_bounded(&mut r, &mut l, 16).unwrap());
-        let long = vec![b'x'; 100];
+        let long = [b'x'; 100];
         let mut r = &long[..];
         assert!(read_line_bounded(&mut r, &mut l, 16).is_err());
     }

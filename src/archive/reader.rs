@@ -268,11 +268,13 @@ impl Walk<'_, '_> {
                 .map(|b| b.into_owned())
                 .unwrap_or_default();
             let target = Path::new(std::ffi::OsStr::from_bytes(&target));
-            if why.is_none() && !relpath::link_stays_inside(Path::new(path), target) {
-                why = Some(format!(
-                    "a symlink to {} points outside the pack",
-                    target.display()
-                ));
+            if target.as_os_str().is_empty() {
+                why.get_or_insert_with(|| "a symlink without a target".into());
+            } else if why.is_none() && !relpath::link_stays_inside(Path::new(path), target) {
+                // Restorable as a link (never written through): a policy for the restore.
+                self.out
+                    .external_links
+                    .push(format!("{path} -> {}", target.display()));
             }
             self.out.links.insert(path.to_string());
         }

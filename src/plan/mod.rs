@@ -220,8 +220,8 @@ fn link_warnings(rp: &RulePlan, warnings: &mut Vec<Warning>) {
         warnings.push(Warning {
             code: WarningCode::ExternalLink,
             message: format!(
-                "rule {}: {} symlink(s) point outside the pack ({}); a transplant refuses them unless \
-                 --external-links keep (recreate each as a link) or --external-links skip",
+                "rule {}: {} symlink(s) point outside the pack ({}); a transplant recreates each as a \
+                 link and never writes through it (--external-links skip leaves them out)",
                 rp.name,
                 outside.len(),
                 outside.iter().take(5).cloned().collect::<Vec<_>>().join(", ")

@@ -130,6 +130,13 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
     for (path, why) in &c.unsafe_entries {
         found.push(ProblemKind::Unsafe, path, None, why.clone());
     }
+    if !c.external_links.is_empty() {
+        found.warnings.push(format!(
+            "{} symlink(s) point outside the pack ({}); a transplant recreates them as links and never writes through them (--external-links skip leaves them out)",
+            c.external_links.len(),
+            c.external_links.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     // A symlink placed after entries below it: they would be written through it.
     for (link, _) in c.seen.iter().filter(|(_, s)| s.kind == EntryType::Symlink) {
         let prefix = format!("{link}/");
