@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::error::Result;
 use crate::lock::PackLock;
 use crate::pack::Pack;
-use crate::transplant::Recovery;
+use crate::transplant::recover::{recover, recover_if_pending, Recovery};
 
 /// A pack opened for writing: detected, locked, recovered.
 pub struct Writable {
@@ -27,7 +27,7 @@ pub struct Writable {
 pub fn open_for_write(path: &Path) -> Result<Writable> {
     let pack = Pack::open(path)?;
     let lock = PackLock::acquire(&pack.root)?;
-    let recovered = crate::transplant::txn::recover(&pack.root)?;
+    let recovered = recover(&pack.root)?;
     Ok(Writable {
         lock,
         recovered,
@@ -42,6 +42,6 @@ pub fn open_for_write(path: &Path) -> Result<Writable> {
 /// Not a pack; recovery needed but the lock is held; recovery failed.
 pub fn open_for_read(path: &Path) -> Result<(Pack, Option<Recovery>)> {
     let pack = Pack::open(path)?;
-    let rec = crate::transplant::recover_if_pending(&pack.root)?;
+    let rec = recover_if_pending(&pack.root)?;
     Ok((pack, rec))
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use carryover::catalog::{self, Catalog};
 use carryover::error::exit;
-use carryover::transplant::{self, Action, TransplantOptions, TransplantReport};
+use carryover::transplant::{self, Action, TransplantOptions, TransplantReport, Transplanted};
 
 use super::output;
 use super::{Global, Outcome};
@@ -41,20 +41,35 @@ pub struct TransplantArgs {
     pub base: Option<PathBuf>,
 }
 
-fn usage(msg: &str) -> ! {
+/// A usage error, printed as clap prints its own (exit 2), returned through the normal path.
+fn usage(msg: &str) -> anyhow::Result<Outcome> {
     let mut cmd = <super::Cli as clap::CommandFactory>::command();
-    cmd.error(clap::error::ErrorKind::WrongNumberOfValues, msg)
-        .exit()
+    let _ = cmd
+        .error(clap::error::ErrorKind::WrongNumberOfValues, msg)
+        .print();
+    Ok(Outcome::Code(exit::USAGE))
+}
+
+/// An outcome that stops the command with an exit code of its own (3), printed on stderr the
+/// way errors are.
+fn stopped(global: &Global, message: String, outcome: carryover::outcome::Outcome) -> Outcome {
+    let code = outcome.exit_code();
+    output::error(global.json, &anyhow::anyhow!(message), code);
+    Outcome::Code(code)
 }
 
 pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
     let cat = || Catalog::open(&catalog::default_path(global.catalog.as_deref()));
     if args.revert || args.recover || args.continue_ {
         let [target] = args.paths.as_slice() else {
-            usage("--revert, --recover and --continue take only NEW_PACK");
+            return usage("--revert, --recover and --continue take only NEW_PACK");
         };
         if args.continue_ {
-            let resolved = transplant::continue_txn(target)?;
+            let report = transplant::continue_txn(target)?;
+            if let Some(message) = report.unresolved_message() {
+                return Ok(stopped(global, message, report.outcome()));
+            }
+            let resolved = report.resolved;
             let _ = cat().and_then(|c| {
                 c.record_transplant(
                     target,
@@ -82,7 +97,8 @@ pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Ok);
         }
         if args.revert {
-            let id = transplant::revert(target)?;
+            let reverted = transplant::revert(target)?;
+            let id = &reverted.txn;
             let _ = cat().and_then(|c| {
                 c.record_transplant(
                     target,
@@ -101,7 +117,7 @@ pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
                     target.display()
                 ));
             }
-            return Ok(Outcome::Code(exit::REVERTED));
+            return Ok(Outcome::Code(reverted.outcome().exit_code()));
         }
         let rec = transplant::recover(target)?;
         if global.json {
@@ -121,7 +137,7 @@ pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     let [source, target] = args.paths.as_slice() else {
-        usage("transplant needs SOURCE and NEW_PACK");
+        return usage("transplant needs SOURCE and NEW_PACK");
     };
     let base = match args.base {
         Some(b) => Some(b),
@@ -140,23 +156,32 @@ pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
     let result = transplant::transplant(&opts, &bar, &cancel);
     if !args.dry_run {
         let (res, detail) = match &result {
-            Ok(r) => (r.result, serde_json::to_value(r).unwrap_or_default()),
+            Ok(Transplanted::Report(r)) => (
+                r.result.label(),
+                serde_json::to_value(r).unwrap_or_default(),
+            ),
+            Ok(Transplanted::Awaiting(a)) => {
+                ("failed", serde_json::json!({ "error": a.to_string() }))
+            }
             Err(e) => ("failed", serde_json::json!({ "error": e.to_string() })),
         };
         if let Err(e) = cat().and_then(|c| c.record_transplant(source, target, res, &detail)) {
             eprintln!("carryover: warning: {e}");
         }
     }
-    let report = result?;
+    let report = match result? {
+        Transplanted::Report(r) => r,
+        Transplanted::Awaiting(a) => return Ok(stopped(global, a.to_string(), a.outcome())),
+    };
     if global.json {
         output::json(&report)?;
     } else if !global.quiet || !report.conflicts.is_empty() {
         output::text(&render(&report, global.verbose > 0));
     }
-    if !report.conflicts.is_empty() {
-        return Ok(Outcome::Code(exit::CONFLICTS));
-    }
-    Ok(Outcome::Ok)
+    Ok(match report.outcome() {
+        carryover::outcome::Outcome::Ok => Outcome::Ok,
+        other => Outcome::Code(other.exit_code()),
+    })
 }
 
 /// The catalog's baseline snapshot for the source's product and version, if one was taken.
