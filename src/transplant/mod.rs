@@ -1,23 +1,24 @@
 //! `transplant`: the old pack's state (from a snapshot archive or the old pack's directory)
 //! carried into a fresh updated pack, revertible, and recoverable after a crash at any step.
 //!
-//! This file only orchestrates. [`plan`] does everything before the first write: it opens the
+//! This file only orchestrates. [`fn@plan`] does everything before the first write: it opens the
 //! new pack for writing (lock, recovery), runs the gates, decides every rule ([`mod@plan`]) and
 //! loads the config merges ([`configs`]), and returns a [`TransplantPlan`]. [`execute`] acts on
 //! that plan: stage ([`stage`]), merge configs on the staged copy, record the transaction
-//! ([`record`]), swap and verify ([`swap`]), commit; on any error it rolls back ([`recover`]).
-//! `--dry-run` is [`plan`] without [`execute`]. `--revert` is [`revert`], `--continue` is
-//! [`resume`], `--recover` is [`recover`].
+//! ([`record`]), swap and verify ([`swap`]), commit; on any error it rolls back
+//! ([`mod@recover`]). `--dry-run` is [`fn@plan`] without [`execute`]. `--revert` is
+//! [`fn@revert`], `--continue` is [`continue_txn`] ([`resume`]), `--recover` is [`fn@recover`].
 //!
-//! Modules, each importing only those before it: [`pool`], [`failpoint`] · [`mod@plan`] (the
+//! Modules, each importing only those before it: [`pool`], [`mod@failpoint`] · [`mod@plan`] (the
 //! decisions) · [`stage`] · [`record`] (the journal and `plan.json`) · [`moves`] · [`base`],
-//! [`configs`] · [`swap`] · [`revert`] · [`recover`] · [`resume`] · [`report`]; this file uses
-//! them all and none uses it.
+//! [`configs`] · [`swap`] · [`mod@revert`] · [`mod@recover`] · [`resume`] · [`report`] ·
+//! [`open`] (the gates); this file uses them all and none uses it.
 
 pub mod base;
 pub mod configs;
 pub mod failpoint;
 pub mod moves;
+pub mod open;
 pub mod plan;
 pub mod pool;
 pub mod record;
@@ -41,14 +42,13 @@ pub use revert::RevertReport;
 
 use crate::access::open_for_write;
 use crate::archive::format::{SnapshotMeta, SNAPSHOT_JSON};
-use crate::archive::{read_meta, writer::snapshot_meta};
-use crate::error::{Error, IoContext, Result};
-use crate::manifest::{self, Manifest, Origin, Selection};
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, Origin};
 use crate::pack::Pack;
-use crate::plan::Plan;
 use crate::progress::{Cancel, Progress};
 use configs::{MergeSetup, Staging};
 use failpoint::failpoint;
+use open::Source;
 use record::{Record, Txn, TxnPlan};
 
 /// What to transplant where.
@@ -69,14 +69,6 @@ pub struct TransplantOptions {
     pub base: Option<PathBuf>,
 }
 
-/// The source, opened.
-enum Source {
-    /// A snapshot archive (read again, once, by staging).
-    Archive(PathBuf),
-    /// An old pack, planned with its manifest.
-    Pack(Box<Plan>),
-}
-
 /// Everything a transplant decided before its first write. Holds the new pack's lock until it
 /// is executed or dropped.
 pub struct TransplantPlan {
@@ -94,7 +86,7 @@ pub struct TransplantPlan {
     recovered: Recovery,
 }
 
-/// What [`plan`] found.
+/// What [`fn@plan`] found.
 pub enum Planned {
     /// A plan, ready to execute.
     Ready(Box<TransplantPlan>),
@@ -113,7 +105,7 @@ pub enum Planned {
 pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     let started = Instant::now();
     let w = open_for_write(&opts.target)?;
-    let target = gate_target(w.pack, opts.manifest.as_deref())?;
+    let target = open::gate_target(w.pack, opts.manifest.as_deref())?;
     if let Some(dir) = record::awaiting(&target.root) {
         let conflicts = record::read_plan(&dir)
             .ok()
@@ -124,7 +116,7 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
             conflicts,
         }));
     }
-    let (source, meta) = open_source(opts, &target)?;
+    let (source, meta) = open::open_source(&opts.source, opts.manifest.as_deref(), &target)?;
     // The recorded manifest must still validate: it decides what the archive's paths mean.
     let source_manifest = Manifest::parse(
         &meta.manifest.text,
@@ -139,7 +131,7 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
         opts.base.as_deref(),
     )?;
     let preview = if opts.dry_run {
-        preview_configs(&source, &merges, &mut decision.rules)?
+        source.preview_configs(&merges, &mut decision.rules)?
     } else {
         Vec::new()
     };
@@ -157,82 +149,6 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     })))
 }
 
-/// The new pack, planned with its own manifest when one covers it, must not be in use.
-fn gate_target(target: Pack, manifest: Option<&Path>) -> Result<Pack> {
-    let id = &target.identity;
-    let own = manifest::select(&target.root, &id.product, &id.version, None)
-        .map(|s| s.manifest)
-        .ok();
-    let plan = match own {
-        Some(manifest) => Plan::build(
-            target,
-            Selection {
-                manifest,
-                reason: String::new(),
-            },
-        )?,
-        None => Plan::for_pack(target, manifest)?,
-    };
-    refuse_running(&plan, "new pack")?;
-    Ok(plan.pack)
-}
-
-/// Opens the source: an old pack (planned, not in use, not the new pack) or an archive's
-/// metadata.
-fn open_source(opts: &TransplantOptions, target: &Pack) -> Result<(Source, SnapshotMeta)> {
-    let is_dir = std::fs::symlink_metadata(&opts.source)
-        .at(&opts.source)?
-        .is_dir();
-    if !is_dir {
-        let meta = read_meta(&opts.source)?;
-        return Ok((Source::Archive(opts.source.clone()), meta));
-    }
-    let sp = Plan::for_pack(Pack::open(&opts.source)?, opts.manifest.as_deref())?;
-    refuse_running(&sp, "old pack")?;
-    if sp.pack.root == target.root {
-        return Err(Error::invalid(
-            &opts.source,
-            "source and new pack are the same directory",
-        ));
-    }
-    let meta = snapshot_meta(&sp, false);
-    Ok((Source::Pack(Box::new(sp)), meta))
-}
-
-fn refuse_running(plan: &Plan, what: &str) -> Result<()> {
-    if plan.liveness.running {
-        return Err(Error::Refused {
-            path: plan.pack.root.clone(),
-            reason: format!(
-                "the {what} is in use: {}; stop its server first",
-                plan.liveness.summary()
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// The dry run's config fates, with ours read from the source.
-fn preview_configs(
-    source: &Source,
-    merges: &MergeSetup,
-    rules: &mut [RuleDecision],
-) -> Result<Vec<ConfigOutcome>> {
-    if merges.items().is_empty() {
-        return Ok(Vec::new());
-    }
-    let ours = match source {
-        Source::Pack(sp) => merges
-            .wanted()
-            .into_iter()
-            .filter_map(|w| std::fs::read(sp.pack.root.join(&w)).ok().map(|b| (w, b)))
-            .collect(),
-        Source::Archive(a) => base::collect_from_archive(a, &merges.wanted())?,
-    };
-    let decided = merges.decide(rules, |m| ours.get(&m.src).cloned());
-    Ok(decided.into_iter().map(|d| d.outcome).collect())
-}
-
 impl TransplantPlan {
     /// The plan as reported: what a dry run prints, and what a real run starts from.
     pub fn report(&self) -> TransplantReport {
@@ -244,10 +160,7 @@ impl TransplantPlan {
             .fold((0, 0), |(f, b), d| (f + d.files, b + d.bytes));
         TransplantReport {
             source: self.opts.source.clone(),
-            source_kind: match self.source {
-                Source::Pack(_) => SourceKind::Pack,
-                Source::Archive(_) => SourceKind::Archive,
-            },
+            source_kind: self.source.kind(),
             target: self.target.root.clone(),
             product: self.meta.product.clone(),
             from_version: self.meta.version.clone(),
@@ -396,11 +309,11 @@ fn commit(txn: &mut Txn, txn_plan: &TxnPlan) -> Result<()> {
     Ok(())
 }
 
-/// `carryover transplant SOURCE NEW_PACK [--dry-run]`: [`plan`], then (unless a dry run)
+/// `carryover transplant SOURCE NEW_PACK [--dry-run]`: [`fn@plan`], then (unless a dry run)
 /// [`execute`].
 ///
 /// # Errors
-/// See [`plan`] and [`execute`].
+/// See [`fn@plan`] and [`execute`].
 pub fn transplant(
     opts: &TransplantOptions,
     progress: &dyn Progress,
@@ -429,7 +342,7 @@ pub fn continue_txn(target: &Path) -> Result<ContinueReport> {
 }
 
 /// `transplant --revert NEW_PACK`: opens the pack for writing and reverts its last transplant
-/// ([`revert`]).
+/// ([`mod@revert`]).
 ///
 /// # Errors
 /// See [`crate::access::open_for_write`] and [`revert::revert_last`].

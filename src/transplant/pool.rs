@@ -10,7 +10,7 @@ use crate::error::Result;
 /// At most this many threads: the jobs are disk-bound, more only add seeks.
 const MAX_THREADS: usize = 4;
 
-/// The number of workers: the machine's parallelism, at most [`MAX_THREADS`].
+/// The number of workers: the machine's parallelism, at most 4 (the jobs are disk-bound).
 pub fn threads() -> usize {
     std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
