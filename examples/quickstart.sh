@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
+cargo build --release --manifest-path "$repo/Cargo.toml"   # a first build takes a few minutes on 2 cores
 co="${CARGO_TARGET_DIR:-$repo/target}/release/carryover"
 export CARRYOVER_CATALOG="$work/catalog.db"
 cp -a "$here/wso2am-4.2.0-old" "$work/old"

@@ -47,14 +47,20 @@ CREATE TABLE IF NOT EXISTS transplants (
 pub struct Record {
     /// `s12`, `v3`, `t1`: kind letter + row id.
     pub id: String,
+    /// `snapshot`, `verify` or `transplant`.
     pub kind: &'static str,
+    /// When, RFC 3339.
     pub time: String,
+    /// The archive or pack.
     pub subject: String,
+    /// One line.
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The full report (`show`).
     pub detail: Option<serde_json::Value>,
 }
 
+/// The catalog database (SQLite).
 pub struct Catalog {
     conn: Connection,
     path: PathBuf,
@@ -86,9 +92,24 @@ pub fn default_path(flag: Option<&Path>) -> PathBuf {
 }
 
 impl Catalog {
+    /// Opens (creating) the catalog at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`] when it cannot be opened or migrated.
     pub fn open(path: &Path) -> Result<Catalog> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(path, e))?;
+        }
+        // The catalog names archives, packs and full reports: private to its owner.
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(path, e))?;
         }
         let conn = Connection::open(path).map_err(|e| err(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -104,6 +125,10 @@ impl Catalog {
         crate::archive::writer::now_rfc3339()
     }
 
+    /// Records a snapshot; its id (`s1`).
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
     pub fn record_snapshot(
         &self,
         pack: &Path,
@@ -131,6 +156,10 @@ impl Catalog {
         Ok(format!("s{}", self.conn.last_insert_rowid()))
     }
 
+    /// Records a verification; its id (`v1`).
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
     pub fn record_verify(&self, r: &crate::verify::VerifyReport) -> Result<String> {
         let detail = serde_json::to_string(r).map_err(|e| err(&self.path, e))?;
         self.conn
@@ -149,6 +178,10 @@ impl Catalog {
         Ok(format!("v{}", self.conn.last_insert_rowid()))
     }
 
+    /// Records a transplant; its id (`t1`).
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
     pub fn record_transplant(
         &self,
         source: &Path,

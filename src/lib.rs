@@ -24,6 +24,7 @@ pub mod lock;
 pub mod merge;
 pub mod outcome;
 pub mod progress;
+pub mod relpath;
 pub mod transplant;
 pub mod verify;
 pub mod version;

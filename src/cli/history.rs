@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
-use carryover::catalog::{self, Catalog};
+use carryover::error::{Error, Result};
+use carryover::outcome::Outcome;
 
-use super::output;
-use super::{Global, Outcome};
+use super::ctx::Ctx;
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {}
@@ -16,12 +16,9 @@ pub struct ShowArgs {
     pub id: String,
 }
 
-pub fn list(global: &Global, _args: ListArgs) -> anyhow::Result<Outcome> {
-    let cat = Catalog::open(&catalog::default_path(global.catalog.as_deref()))?;
-    let rows = cat.list()?;
-    if global.json {
-        output::json(&rows)?;
-    } else {
+pub fn list(ctx: &Ctx, _args: ListArgs) -> Result<Outcome> {
+    let rows = ctx.catalog()?.list()?;
+    ctx.out.report(&rows, false, || {
         let mut s = String::new();
         for r in &rows {
             let _ = writeln!(
@@ -33,28 +30,25 @@ pub fn list(global: &Global, _args: ListArgs) -> anyhow::Result<Outcome> {
         if rows.is_empty() {
             s.push_str("the catalog is empty\n");
         }
-        output::text(&s);
-    }
+        s
+    })?;
     Ok(Outcome::Ok)
 }
 
-pub fn show(global: &Global, args: ShowArgs) -> anyhow::Result<Outcome> {
-    let cat = Catalog::open(&catalog::default_path(global.catalog.as_deref()))?;
-    let Some(rec) = cat.show(&args.id)? else {
-        anyhow::bail!("{}: no such record in the catalog", args.id);
+pub fn show(ctx: &Ctx, args: ShowArgs) -> Result<Outcome> {
+    let Some(rec) = ctx.catalog()?.show(&args.id)? else {
+        return Err(Error::invalid(&args.id, "no such record in the catalog"));
     };
-    if global.json {
-        output::json(&rec)?;
-    } else {
+    ctx.out.report(&rec, false, || {
         let mut s = format!(
             "{} {} {}\n{}\n{}\n",
             rec.id, rec.kind, rec.time, rec.subject, rec.summary
         );
         if let Some(d) = &rec.detail {
-            s.push_str(&serde_json::to_string_pretty(d)?);
+            s.push_str(&serde_json::to_string_pretty(d).unwrap_or_default());
             s.push('\n');
         }
-        output::text(&s);
-    }
+        s
+    })?;
     Ok(Outcome::Ok)
 }

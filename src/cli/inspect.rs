@@ -1,13 +1,19 @@
 //! `carryover inspect PACK`: what carryover sees, before anyone trusts it with data.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use carryover::pack::Evidence;
-use carryover::plan::{Plan, Status};
+use carryover::access::{open_for_read, Readable};
+use carryover::error::Error;
+use carryover::lock::PackLock;
+use carryover::pack::{Evidence, Pack};
+use carryover::plan::{Plan, RulePlan, Status};
 
+use carryover::outcome::Outcome;
+use carryover::Result;
+
+use super::ctx::Ctx;
 use super::output;
-use super::{Global, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -18,24 +24,31 @@ pub struct InspectArgs {
     pub manifest: Option<PathBuf>,
 }
 
-pub fn run(global: &Global, args: InspectArgs) -> anyhow::Result<Outcome> {
-    let plan = plan_for(&args.pack, args.manifest.as_deref())?;
-    if global.json {
-        output::json(&plan)?;
-    } else if !global.quiet {
-        output::text(&render(&plan));
-    }
+pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Outcome> {
+    // inspect only looks: while a writer holds the pack it still reports, and says so.
+    let plan = match plan_for(&args.pack, args.manifest.as_deref()) {
+        Ok((_lock, plan)) => plan,
+        Err(e @ Error::Refused { .. }) => {
+            ctx.out
+                .warn(&format!("{e}; what follows may change under you"));
+            Plan::for_pack(Pack::open(&args.pack)?, args.manifest.as_deref())?
+        }
+        Err(e) => return Err(e),
+    };
+    ctx.out.report(&plan, false, || render(&plan))?;
     Ok(Outcome::Ok)
 }
 
-/// Detect + select for a pack: shared by every command that reads one.
-pub fn plan_for(
-    pack: &std::path::Path,
-    manifest: Option<&std::path::Path>,
-) -> carryover::Result<Plan> {
-    // The next carryover command on a pack repairs an interrupted transplant first.
-    let (pack, rec) = carryover::access::open_for_read(pack)?;
-    if let Some(rec) = rec {
+/// Detect + select for a pack under its shared lock (held as long as the returned lock lives):
+/// shared by every command that reads one. The next carryover command on a pack repairs an
+/// interrupted transplant first.
+pub fn plan_for(pack: &Path, manifest: Option<&Path>) -> Result<(PackLock, Plan)> {
+    let Readable {
+        lock,
+        recovered,
+        pack,
+    } = open_for_read(pack)?;
+    if let Some(rec) = recovered.filter(|r| !r.is_empty()) {
         eprintln!(
             "carryover: recovered {}: rolled back {:?}, finished reverts {:?}",
             pack.root.display(),
@@ -43,13 +56,29 @@ pub fn plan_for(
             rec.reverts_finished
         );
     }
-    Plan::for_pack(pack, manifest)
+    Ok((lock, Plan::for_pack(pack, manifest)?))
 }
 
 fn render(plan: &Plan) -> String {
+    let mut s = String::new();
+    render_identity(&mut s, plan);
+    render_liveness(&mut s, plan);
+    let _ = writeln!(s, "\nrules");
+    for r in &plan.rules {
+        render_rule(&mut s, r);
+    }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(s, "\nwarnings");
+        for w in &plan.warnings {
+            let _ = writeln!(s, "  [{}] {}", w.code, w.message);
+        }
+    }
+    s
+}
+
+fn render_identity(s: &mut String, plan: &Plan) {
     let p = &plan.pack;
     let id = &p.identity;
-    let mut s = String::new();
     let _ = writeln!(s, "pack       {}", p.root.display());
     let _ = writeln!(
         s,
@@ -83,6 +112,9 @@ fn render(plan: &Plan) -> String {
             .map(|m| m.to_string())
             .unwrap_or_else(|| "not found".into()),
     );
+}
+
+fn render_liveness(s: &mut String, plan: &Plan) {
     let live = &plan.liveness;
     let _ = writeln!(
         s,
@@ -101,51 +133,44 @@ fn render(plan: &Plan) -> String {
         };
         let _ = writeln!(s, "         {mark}{e}");
     }
-    let _ = writeln!(s, "\nrules");
-    for r in &plan.rules {
-        let status = match r.status {
-            Status::Found => "found",
-            Status::Missing if r.required => "MISSING",
-            Status::Missing => "missing",
-            Status::External => "external",
-        };
-        let path = r
-            .path
-            .as_deref()
-            .map(|p| p.display().to_string())
+}
+
+fn render_rule(s: &mut String, r: &RulePlan) {
+    let status = match r.status {
+        Status::Found => "found",
+        Status::Missing if r.required => "MISSING",
+        Status::Missing => "missing",
+        Status::External => "external",
+    };
+    let path = r
+        .path
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        s,
+        "  {:<22} {:<7} {:<8} {:>10} {:>7} files  {}",
+        r.name,
+        r.kind,
+        status,
+        output::bytes(r.bytes),
+        r.files,
+        path
+    );
+    if let Some(h2) = &r.h2 {
+        let fmt = h2
+            .format
+            .map(|f| f.to_string())
             .unwrap_or_else(|| "-".into());
-        let _ = writeln!(
-            s,
-            "  {:<22} {:<7} {:<8} {:>10} {:>7} files  {}",
-            r.name,
-            r.kind,
-            status,
-            output::bytes(r.bytes),
-            r.files,
-            path
-        );
-        if let Some(h2) = &r.h2 {
-            let fmt = h2
-                .format
-                .map(|f| f.to_string())
-                .unwrap_or_else(|| "-".into());
-            let opens = match h2.opened_by_pack_engine {
-                Some(true) => "opened by this pack's H2",
-                Some(false) => "NOT opened by this pack's H2",
-                None => "engine compatibility unknown",
-            };
-            let _ = writeln!(s, "  {:<22} {} {fmt}; {opens}", "", h2.database);
-            let _ = writeln!(s, "  {:<22} resolved from {}", "", h2.resolved_from);
-        }
-        if let Some(t) = &r.travels_with {
-            let _ = writeln!(s, "  {:<22} travels with {t}", "");
-        }
+        let opens = match h2.opened_by_pack_engine {
+            Some(true) => "opened by this pack's H2",
+            Some(false) => "NOT opened by this pack's H2",
+            None => "engine compatibility unknown",
+        };
+        let _ = writeln!(s, "  {:<22} {} {fmt}; {opens}", "", h2.database);
+        let _ = writeln!(s, "  {:<22} resolved from {}", "", h2.resolved_from);
     }
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(s, "\nwarnings");
-        for w in &plan.warnings {
-            let _ = writeln!(s, "  [{}] {}", w.code, w.message);
-        }
+    if let Some(t) = &r.travels_with {
+        let _ = writeln!(s, "  {:<22} travels with {t}", "");
     }
-    s
 }

@@ -1,6 +1,9 @@
-//! Command line: the clap tree, global flags, dispatch, and the one place where results and
-//! errors become exit codes (the contract in README.md).
+//! Command line: the clap tree, global flags, dispatch, and the one place where outcomes and
+//! errors become exit codes (the contract in README.md). Each subcommand is its file's `Args`
+//! and one `run` function over the shared [`Ctx`]; the library does the work, `output` prints.
 
+mod ctx;
+mod docs;
 mod history;
 mod inspect;
 mod output;
@@ -8,8 +11,9 @@ mod snapshot;
 mod transplant;
 mod verify;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
+
+pub use ctx::{usage, Ctx, Global};
 
 use clap::{Parser, Subcommand};
 
@@ -28,22 +32,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, clap::Args, Clone)]
-pub struct Global {
-    /// One JSON document on stdout (errors as JSON on stderr); no progress bar.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// No progress bar and no summary, only errors.
-    #[arg(long, short, global = true)]
-    pub quiet: bool,
-    /// More detail (diffs in plans, every entry in reports).
-    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Catalog database (default $CARRYOVER_CATALOG, else $XDG_DATA_HOME/carryover/catalog.db).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub catalog: Option<PathBuf>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what carryover sees in a pack: product, version, manifest, state, engines, liveness.
@@ -59,46 +47,55 @@ pub enum Command {
     List(history::ListArgs),
     /// Show one catalog record in full.
     Show(history::ShowArgs),
-}
-
-/// What a command achieved, mapped to an exit code.
-pub enum Outcome {
-    Ok,
-    Code(u8),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff) of carryover or of one command to stdout.
+    Man(docs::ManArgs),
 }
 
 pub fn run() -> ExitCode {
+    let json = std::env::args_os().any(|a| a == "--json");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(e) => return clap_error(&e, json),
     };
-    let json = cli.global.json;
+    let ctx = Ctx {
+        out: output::Printer::new(cli.global.json, cli.global.quiet, cli.global.verbose > 0),
+        global: cli.global,
+        cancel: output::cancel_on_signals(),
+    };
     let result = match cli.command {
-        Command::Inspect(a) => inspect::run(&cli.global, a),
-        Command::Snapshot(a) => snapshot::run(&cli.global, a),
-        Command::Verify(a) => verify::run(&cli.global, a),
-        Command::Transplant(a) => transplant::run(&cli.global, a),
-        Command::List(a) => history::list(&cli.global, a),
-        Command::Show(a) => history::show(&cli.global, a),
+        Command::Inspect(a) => inspect::run(&ctx, a),
+        Command::Snapshot(a) => snapshot::run(&ctx, a),
+        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Transplant(a) => transplant::run(&ctx, a),
+        Command::List(a) => history::list(&ctx, a),
+        Command::Show(a) => history::show(&ctx, a),
+        Command::Completions(a) => docs::completions(&ctx, a),
+        Command::Man(a) => docs::man(&ctx, a),
     };
     match result {
-        Ok(Outcome::Ok) => ExitCode::from(exit::OK),
-        Ok(Outcome::Code(c)) => ExitCode::from(c),
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
-            let code = err
-                .downcast_ref::<carryover::Error>()
-                .map(|e| e.exit_code())
-                .unwrap_or(exit::ERROR);
-            output::error(json, &err, code);
+            let code = err.kind().exit_code(ctx.cancel.signal());
+            ctx.out.error(&err, code);
             ExitCode::from(code)
         }
     }
+}
+
+/// `--help` and `--version` exit 0; anything else clap refuses is a usage error (exit 2), as
+/// JSON on stderr under --json.
+fn clap_error(e: &clap::Error, json: bool) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::from(exit::OK);
+    }
+    if json {
+        let err = usage(e.to_string().lines().next().unwrap_or("usage error"));
+        eprintln!("{}", err.to_json(exit::USAGE));
+    } else {
+        let _ = e.print();
+    }
+    ExitCode::from(exit::USAGE)
 }

@@ -1,13 +1,80 @@
-//! Rendering shared by every command: JSON documents, one-line errors, byte and path formatting,
-//! and the progress bar (indicatif, only on a terminal, never with --json or --quiet).
+//! The one printer every command uses: JSON documents or text reports, one-line errors (JSON
+//! with `kind`, `message`, `evidence`, `hint`, `exit_code` under --json), warnings, byte
+//! formatting, the progress bar (indicatif, only on a terminal, never with --json or --quiet) and
+//! the signal-raised cancellation flag.
 
 use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use carryover::error::{Error, IoContext, Result};
+use carryover::progress::{Cancel, Progress};
+
+/// Where every command's output goes: one JSON document with `--json`, else text unless
+/// `--quiet`; errors and warnings on stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Printer {
+    pub fn new(json: bool, quiet: bool, verbose: bool) -> Printer {
+        Printer {
+            json,
+            quiet,
+            verbose,
+        }
+    }
+
+    /// A command's report: `value` as JSON, or `human()` as text unless `--quiet` (a report that
+    /// needs the operator's attention passes `always`).
+    pub fn report<T: Serialize>(
+        &self,
+        value: &T,
+        always: bool,
+        human: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if self.json {
+            json(value)
+        } else {
+            if !self.quiet || always {
+                text(&human());
+            }
+            Ok(())
+        }
+    }
+
+    /// A warning on stderr (never on stdout, so JSON stays one document).
+    pub fn warn(&self, msg: &str) {
+        eprintln!("carryover: warning: {msg}");
+    }
+
+    /// An error as one line (or one JSON object with --json) on stderr.
+    pub fn error(&self, err: &Error, code: u8) {
+        if self.json {
+            eprintln!("{}", err.to_json(code));
+        } else {
+            eprintln!("carryover: error: {}", err.to_string().replace('\n', " "));
+        }
+    }
+
+    /// A progress bar for `what` when stderr is a terminal and the user wants one.
+    pub fn bar(&self, what: &str) -> Bar {
+        Bar::new(
+            if self.json || self.quiet || !std::io::stderr().is_terminal() {
+                None
+            } else {
+                Some(new_bar(what))
+            },
+        )
+    }
+}
+
 /// Writes one JSON document to stdout; a closed pipe (`| head`) is not an error.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub fn json<T: Serialize>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let r = serde_json::to_writer_pretty(&mut out, value)
         .map_err(std::io::Error::from)
@@ -15,7 +82,7 @@ pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
         .and_then(|_| out.flush());
     match r {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
+        other => other.at(std::path::Path::new("<stdout>")),
     }
 }
 
@@ -24,26 +91,6 @@ pub fn text(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(s.as_bytes());
     let _ = out.flush();
-}
-
-/// Prints an error as one line (or one JSON object with --json) on stderr.
-pub fn error(json: bool, err: &anyhow::Error, code: u8) {
-    // carryover's errors already name their cause; other errors get their chain.
-    let msg = if err.downcast_ref::<carryover::Error>().is_some() {
-        err.to_string()
-    } else {
-        err.chain()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(": ")
-    }
-    .replace('\n', " ");
-    if json {
-        let doc = serde_json::json!({ "error": msg, "exit_code": code });
-        eprintln!("{doc}");
-    } else {
-        eprintln!("carryover: error: {msg}");
-    }
 }
 
 pub fn bytes(n: u64) -> String {
@@ -61,27 +108,17 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// A byte-count progress bar when stderr is a terminal and the user wants one.
-pub fn progress(global: &super::Global, total: u64, what: &str) -> Option<ProgressBar> {
-    if global.json || global.quiet || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let pb = ProgressBar::new(total);
+fn new_bar(what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(0);
     pb.set_style(
         ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {pos_files} {bytes_per_sec} ETA {eta}",
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .with_key(
-            "pos_files",
-            |_s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = w.write_str("");
-            },
-        )
         .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
-    Some(pb)
+    pb
 }
 
 /// indicatif behind the library's Progress trait.
@@ -93,7 +130,7 @@ impl Bar {
     }
 }
 
-impl carryover::progress::Progress for Bar {
+impl Progress for Bar {
     fn begin(&self, total_bytes: u64, _total_files: u64) {
         if let Some(b) = &self.0 {
             if total_bytes == 0 {
@@ -127,11 +164,17 @@ impl carryover::progress::Progress for Bar {
     }
 }
 
-/// A cancellation flag raised by SIGINT/SIGTERM, so writers can clean up before exiting.
-pub fn cancel_on_signals() -> carryover::progress::Cancel {
-    let c = carryover::progress::Cancel::default();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(sig, c.0.clone());
+/// A cancellation flag raised by SIGINT, SIGTERM and SIGHUP (a closed SSH session), so writers
+/// clean up before exiting; it remembers which signal, for the exit code (130 or 143).
+pub fn cancel_on_signals() -> Cancel {
+    let c = Cancel::default();
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let _ = signal_hook::flag::register_usize(sig, c.signal.clone(), sig as usize);
+        let _ = signal_hook::flag::register(sig, c.flag.clone());
     }
     c
 }

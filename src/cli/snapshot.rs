@@ -4,11 +4,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use carryover::archive::{default_name, write_snapshot, SnapshotOptions, SnapshotSummary};
-use carryover::catalog::{self, Catalog};
+use carryover::outcome::Outcome;
+use carryover::Result;
 
+use super::ctx::{usage, Ctx};
 use super::inspect::plan_for;
 use super::output;
-use super::{Global, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub struct SnapshotArgs {
@@ -32,14 +33,26 @@ pub struct SnapshotArgs {
     /// Record damaged index/database files instead of failing.
     #[arg(long)]
     pub allow_corrupt: bool,
+    /// Take the snapshot even though this required rule found nothing (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub allow_missing: Vec<String>,
     /// Mark this snapshot as the pristine baseline of its version (take it right after
     /// install): transplant uses it as the base of three-way config merges.
     #[arg(long)]
     pub baseline: bool,
 }
 
-pub fn run(global: &Global, args: SnapshotArgs) -> anyhow::Result<Outcome> {
-    let plan = plan_for(&args.pack, args.manifest.as_deref())?;
+pub fn run(ctx: &Ctx, args: SnapshotArgs) -> Result<Outcome> {
+    let (_lock, plan) = plan_for(&args.pack, args.manifest.as_deref())?;
+    for a in &args.allow_missing {
+        if plan.rule(a).is_none() {
+            return Err(usage(&format!(
+                "--allow-missing {a}: the manifest {} has no such rule",
+                plan.manifest
+            )));
+        }
+    }
+    plan.check_required(&args.allow_missing)?;
     let output = args
         .output
         .unwrap_or_else(|| PathBuf::from(default_name(&plan)));
@@ -51,25 +64,23 @@ pub fn run(global: &Global, args: SnapshotArgs) -> anyhow::Result<Outcome> {
         allow_corrupt: args.allow_corrupt,
         baseline: args.baseline,
     };
-    let cancel = output::cancel_on_signals();
-    let bar = output::Bar::new(output::progress(global, 0, "snapshot"));
-    let summary = write_snapshot(&plan, &opts, &bar, &cancel)?;
-    let catalog_id = match Catalog::open(&catalog::default_path(global.catalog.as_deref()))
+    let bar = ctx.out.bar("snapshot");
+    let summary = write_snapshot(&plan, &opts, &bar, &ctx.cancel)?;
+    let catalog_id = match ctx
+        .catalog()
         .and_then(|c| c.record_snapshot(&plan.pack.root, &summary))
     {
         Ok(id) => Some(id),
         Err(e) => {
-            eprintln!("carryover: warning: {e}; the snapshot itself is complete");
+            ctx.out
+                .warn(&format!("{e}; the snapshot itself is complete"));
             None
         }
     };
-    if global.json {
-        let mut v = serde_json::to_value(&summary)?;
-        v["catalog_id"] = serde_json::json!(catalog_id);
-        output::json(&v)?;
-    } else if !global.quiet {
-        output::text(&render(&summary, catalog_id.as_deref()));
-    }
+    let mut doc = serde_json::to_value(&summary).unwrap_or_default();
+    doc["catalog_id"] = serde_json::json!(catalog_id);
+    ctx.out
+        .report(&doc, false, || render(&summary, catalog_id.as_deref()))?;
     Ok(Outcome::Ok)
 }
 

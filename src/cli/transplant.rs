@@ -1,14 +1,14 @@
 //! `carryover transplant SOURCE NEW_PACK`, `--dry-run`, `--revert NEW_PACK`, `--recover NEW_PACK`.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use carryover::catalog::{self, Catalog};
-use carryover::error::exit;
+use carryover::outcome::Outcome;
 use carryover::transplant::{self, Action, TransplantOptions, TransplantReport, Transplanted};
+use carryover::{Error, Result};
 
+use super::ctx::{usage, Ctx};
 use super::output;
-use super::{Global, Outcome};
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("mode").args(["revert", "recover", "continue_"]).multiple(false))]
@@ -41,107 +41,27 @@ pub struct TransplantArgs {
     pub base: Option<PathBuf>,
 }
 
-/// A usage error, printed as clap prints its own (exit 2), returned through the normal path.
-fn usage(msg: &str) -> anyhow::Result<Outcome> {
-    let mut cmd = <super::Cli as clap::CommandFactory>::command();
-    let _ = cmd
-        .error(clap::error::ErrorKind::WrongNumberOfValues, msg)
-        .print();
-    Ok(Outcome::Code(exit::USAGE))
-}
-
-/// An outcome that stops the command with an exit code of its own (3), printed on stderr the
-/// way errors are.
-fn stopped(global: &Global, message: String, outcome: carryover::outcome::Outcome) -> Outcome {
-    let code = outcome.exit_code();
-    output::error(global.json, &anyhow::anyhow!(message), code);
-    Outcome::Code(code)
-}
-
-pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
-    let cat = || Catalog::open(&catalog::default_path(global.catalog.as_deref()));
+pub fn run(ctx: &Ctx, args: TransplantArgs) -> Result<Outcome> {
     if args.revert || args.recover || args.continue_ {
         let [target] = args.paths.as_slice() else {
-            return usage("--revert, --recover and --continue take only NEW_PACK");
+            return Err(usage(
+                "--revert, --recover and --continue take only NEW_PACK",
+            ));
         };
-        if args.continue_ {
-            let report = transplant::continue_txn(target)?;
-            if let Some(message) = report.unresolved_message() {
-                return Ok(stopped(global, message, report.outcome()));
-            }
-            let resolved = report.resolved;
-            let _ = cat().and_then(|c| {
-                c.record_transplant(
-                    target,
-                    target,
-                    "committed",
-                    &serde_json::json!({ "continued": resolved }),
-                )
-            });
-            if global.json {
-                output::json(
-                    &serde_json::json!({ "result": "committed", "resolved": resolved, "target": target }),
-                )?;
-            } else if !global.quiet {
-                let mut s = String::new();
-                for r in &resolved {
-                    let _ = writeln!(s, "installed {r} from {r}.final");
-                }
-                let _ = writeln!(
-                    s,
-                    "committed: the transplant into {} is complete and verified",
-                    target.display()
-                );
-                output::text(&s);
-            }
-            return Ok(Outcome::Ok);
-        }
-        if args.revert {
-            let reverted = transplant::revert(target)?;
-            let id = &reverted.txn;
-            let _ = cat().and_then(|c| {
-                c.record_transplant(
-                    target,
-                    target,
-                    "reverted",
-                    &serde_json::json!({ "txn": id }),
-                )
-            });
-            if global.json {
-                output::json(
-                    &serde_json::json!({ "result": "reverted", "txn": id, "target": target }),
-                )?;
-            } else if !global.quiet {
-                output::text(&format!(
-                    "reverted transplant {id}: {} is back to its state before it\n",
-                    target.display()
-                ));
-            }
-            return Ok(Outcome::Code(reverted.outcome().exit_code()));
-        }
-        let rec = transplant::recover(target)?;
-        if global.json {
-            output::json(&rec)?;
-        } else if !global.quiet {
-            output::text(&if rec.is_empty() {
-                format!("{}: nothing to recover\n", target.display())
-            } else {
-                format!(
-                    "{}: rolled back {:?}, finished reverts {:?}\n",
-                    target.display(),
-                    rec.rolled_back,
-                    rec.reverts_finished
-                )
-            });
-        }
-        return Ok(Outcome::Ok);
+        return if args.continue_ {
+            resume(ctx, target)
+        } else if args.revert {
+            revert(ctx, target)
+        } else {
+            recover(ctx, target)
+        };
     }
     let [source, target] = args.paths.as_slice() else {
-        return usage("transplant needs SOURCE and NEW_PACK");
+        return Err(usage("transplant needs SOURCE and NEW_PACK"));
     };
     let base = match args.base {
         Some(b) => Some(b),
-        None => baseline_from_catalog(global, source),
+        None => baseline_from_catalog(ctx, source),
     };
     let opts = TransplantOptions {
         base,
@@ -151,10 +71,9 @@ pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
         skip_db: args.skip_db,
         manifest: args.manifest,
     };
-    let cancel = output::cancel_on_signals();
-    let bar = output::Bar::new(output::progress(global, 0, "transplant"));
-    let result = transplant::transplant(&opts, &bar, &cancel);
-    if !args.dry_run {
+    let bar = ctx.out.bar("transplant");
+    let result = transplant::transplant(&opts, &bar, &ctx.cancel);
+    if !opts.dry_run {
         let (res, detail) = match &result {
             Ok(Transplanted::Report(r)) => (
                 r.result.label(),
@@ -165,27 +84,111 @@ pub fn run(global: &Global, args: TransplantArgs) -> anyhow::Result<Outcome> {
             }
             Err(e) => ("failed", serde_json::json!({ "error": e.to_string() })),
         };
-        if let Err(e) = cat().and_then(|c| c.record_transplant(source, target, res, &detail)) {
-            eprintln!("carryover: warning: {e}");
+        if let Err(e) = ctx
+            .catalog()
+            .and_then(|c| c.record_transplant(source, target, res, &detail))
+        {
+            ctx.out.warn(&e.to_string());
         }
     }
     let report = match result? {
         Transplanted::Report(r) => r,
-        Transplanted::Awaiting(a) => return Ok(stopped(global, a.to_string(), a.outcome())),
+        Transplanted::Awaiting(a) => {
+            let stop = Error::Conflicts {
+                path: a.pack.clone(),
+                count: a.conflicts,
+            };
+            return Ok(stopped(ctx, &stop, a.outcome()));
+        }
     };
-    if global.json {
-        output::json(&report)?;
-    } else if !global.quiet || !report.conflicts.is_empty() {
-        output::text(&render(&report, global.verbose > 0));
+    let conflicts = !report.conflicts.is_empty();
+    ctx.out
+        .report(&report, conflicts, || render(&report, ctx.out.verbose))?;
+    Ok(report.outcome())
+}
+
+/// An outcome that stops the command (exit 3 without a report): printed on stderr as errors
+/// are, kind, evidence and hint included.
+fn stopped(ctx: &Ctx, how: &Error, outcome: Outcome) -> Outcome {
+    ctx.out.error(how, outcome.exit_code());
+    outcome
+}
+
+/// `--continue`: install each FILE.final and commit.
+fn resume(ctx: &Ctx, target: &Path) -> Result<Outcome> {
+    let report = transplant::continue_txn(target)?;
+    if let Some(problems) = report.unresolved_problems() {
+        let stop = Error::Unresolved {
+            path: report.pack.clone(),
+            problems,
+        };
+        return Ok(stopped(ctx, &stop, report.outcome()));
     }
-    Ok(match report.outcome() {
-        carryover::outcome::Outcome::Ok => Outcome::Ok,
-        other => Outcome::Code(other.exit_code()),
-    })
+    let resolved = report.resolved;
+    let detail = serde_json::json!({ "continued": resolved });
+    if let Err(e) = ctx
+        .catalog()
+        .and_then(|c| c.record_transplant(target, target, "committed", &detail))
+    {
+        ctx.out.warn(&e.to_string());
+    }
+    let doc = serde_json::json!({ "result": "committed", "resolved": resolved, "target": target });
+    ctx.out.report(&doc, false, || {
+        let mut s = String::new();
+        for r in &resolved {
+            let _ = writeln!(s, "installed {r} from {r}.final");
+        }
+        let _ = writeln!(
+            s,
+            "committed: the transplant into {} is complete and verified",
+            target.display()
+        );
+        s
+    })?;
+    Ok(Outcome::Ok)
+}
+
+/// `--revert`: the pack back to its state before the last transplant (exit 4).
+fn revert(ctx: &Ctx, target: &Path) -> Result<Outcome> {
+    let reverted = transplant::revert(target)?;
+    let id = &reverted.txn;
+    let detail = serde_json::json!({ "txn": id });
+    if let Err(e) = ctx
+        .catalog()
+        .and_then(|c| c.record_transplant(target, target, "reverted", &detail))
+    {
+        ctx.out.warn(&e.to_string());
+    }
+    let doc = serde_json::json!({ "result": "reverted", "txn": id, "target": target });
+    ctx.out.report(&doc, false, || {
+        format!(
+            "reverted transplant {id}: {} is back to its state before it\n",
+            target.display()
+        )
+    })?;
+    Ok(reverted.outcome())
+}
+
+/// `--recover`: finish or undo whatever a crash interrupted.
+fn recover(ctx: &Ctx, target: &Path) -> Result<Outcome> {
+    let rec = transplant::recover(target)?;
+    ctx.out.report(&rec, false, || {
+        if rec.is_empty() {
+            format!("{}: nothing to recover\n", target.display())
+        } else {
+            format!(
+                "{}: rolled back {:?}, finished reverts {:?}\n",
+                target.display(),
+                rec.rolled_back,
+                rec.reverts_finished
+            )
+        }
+    })?;
+    Ok(Outcome::Ok)
 }
 
 /// The catalog's baseline snapshot for the source's product and version, if one was taken.
-fn baseline_from_catalog(global: &Global, source: &std::path::Path) -> Option<PathBuf> {
+fn baseline_from_catalog(ctx: &Ctx, source: &Path) -> Option<PathBuf> {
     let (product, version) = if source.is_dir() {
         let p = carryover::pack::Pack::open(source).ok()?;
         (p.identity.product, p.identity.version.to_string())
@@ -193,8 +196,11 @@ fn baseline_from_catalog(global: &Global, source: &std::path::Path) -> Option<Pa
         let m = carryover::archive::read_meta(source).ok()?;
         (m.product, m.version)
     };
-    let cat = Catalog::open(&catalog::default_path(global.catalog.as_deref())).ok()?;
-    cat.baseline(&product, &version).ok().flatten()
+    ctx.catalog()
+        .ok()?
+        .baseline(&product, &version)
+        .ok()
+        .flatten()
 }
 
 fn render(r: &TransplantReport, verbose: bool) -> String {
@@ -217,6 +223,37 @@ fn render(r: &TransplantReport, verbose: bool) -> String {
         r.source.display(),
         r.target.display()
     );
+    render_rules(&mut s, r, verbose);
+    if !r.conflicts.is_empty() {
+        render_conflicts(&mut s, r);
+        return s;
+    }
+    if r.dry_run {
+        let _ = writeln!(
+            s,
+            "dry run: nothing was changed ({} files, {} would be carried)",
+            r.files,
+            output::bytes(r.bytes)
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "{}: {} files, {} carried and verified in {:.2} s (transaction {}; undo with `carryover transplant --revert {}`)",
+            r.result,
+            r.files,
+            output::bytes(r.bytes),
+            r.seconds,
+            r.txn.as_deref().unwrap_or("-"),
+            r.target.display()
+        );
+    }
+    for a in &r.advice {
+        let _ = writeln!(s, "advice: {a}");
+    }
+    s
+}
+
+fn render_rules(s: &mut String, r: &TransplantReport, verbose: bool) {
     for d in &r.rules {
         let action = match d.action {
             Action::Replace => "replace",
@@ -247,55 +284,30 @@ fn render(r: &TransplantReport, verbose: bool) -> String {
                 .map(|b| format!(" (base: {b})"))
                 .unwrap_or_default()
         );
-        if verbose {
-            if let Some(d) = &c.diff {
-                for line in d.lines() {
-                    let _ = writeln!(s, "      {line}");
-                }
+        if let Some(d) = c.diff.as_ref().filter(|_| verbose) {
+            for line in d.lines() {
+                let _ = writeln!(s, "      {line}");
             }
         }
     }
-    if !r.conflicts.is_empty() {
+}
+
+fn render_conflicts(s: &mut String, r: &TransplantReport) {
+    let _ = writeln!(
+        s,
+        "CONFLICTS: {} file(s) need your decision:",
+        r.conflicts.len()
+    );
+    for c in &r.conflicts {
         let _ = writeln!(
             s,
-            "CONFLICTS: {} file(s) need your decision:",
-            r.conflicts.len()
-        );
-        for c in &r.conflicts {
-            let _ = writeln!(
-                s,
-                "  {c}: yours is in place; {c}.old = pristine base, {c}.updated = the update's version, \
-                 {c}.merged = a diff3-marked attempt. Write the result to {c}.final"
-            );
-        }
-        let _ = writeln!(
-            s,
-            "then run `carryover transplant --continue {}` (or `--revert` to abandon)",
-            r.target.display()
-        );
-        return s;
-    }
-    if r.dry_run {
-        let _ = writeln!(
-            s,
-            "dry run: nothing was changed ({} files, {} would be carried)",
-            r.files,
-            output::bytes(r.bytes)
-        );
-    } else {
-        let _ = writeln!(
-            s,
-            "{}: {} files, {} carried and verified in {:.2} s (transaction {}; undo with `carryover transplant --revert {}`)",
-            r.result,
-            r.files,
-            output::bytes(r.bytes),
-            r.seconds,
-            r.txn.as_deref().unwrap_or("-"),
-            r.target.display()
+            "  {c}: yours is in place; {c}.old = pristine base, {c}.updated = the update's version, \
+             {c}.merged = a diff3-marked attempt. Write the result to {c}.final"
         );
     }
-    for a in &r.advice {
-        let _ = writeln!(s, "advice: {a}");
-    }
-    s
+    let _ = writeln!(
+        s,
+        "then run `carryover transplant --continue {}` (or `--revert` to abandon)",
+        r.target.display()
+    );
 }

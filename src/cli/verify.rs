@@ -4,11 +4,12 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use carryover::catalog::{self, Catalog};
+use carryover::error::{Error, IoContext, Result};
+use carryover::outcome::Outcome;
 use carryover::verify::{self, VerifyReport};
 
+use super::ctx::Ctx;
 use super::output;
-use super::{Global, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -22,28 +23,48 @@ pub struct VerifyArgs {
     pub junit: Option<PathBuf>,
 }
 
-pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
-    let cancel = output::cancel_on_signals();
-    let bar = output::Bar::new(output::progress(global, 0, "verify"));
+pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Outcome> {
+    let bar = ctx.out.bar("verify");
     let report = match &args.against {
-        None => verify::verify_archive(&args.snapshot, &bar, &cancel)?,
-        Some(pack) => verify::verify_against(&args.snapshot, pack, &bar, &cancel)?,
+        None => verify::verify_archive(&args.snapshot, &bar, &ctx.cancel)?,
+        Some(pack) => verify::verify_against(&args.snapshot, pack, &bar, &ctx.cancel)?,
     };
-    if let Err(e) = Catalog::open(&catalog::default_path(global.catalog.as_deref()))
-        .and_then(|c| c.record_verify(&report))
-    {
-        eprintln!("carryover: warning: {e}");
+    if let Err(e) = ctx.catalog().and_then(|c| c.record_verify(&report)) {
+        ctx.out.warn(&e.to_string());
     }
     if let Some(j) = &args.junit {
-        std::fs::write(j, junit(&report)).map_err(|e| anyhow::anyhow!("{}: {e}", j.display()))?;
+        std::fs::write(j, junit(&report)).at(j)?;
     }
-    if global.json {
-        output::json(&report)?;
-    } else if !global.quiet || !report.ok {
-        output::text(&render(&report, global.verbose > 0));
+    ctx.out
+        .report(&report, !report.ok, || render(&report, ctx.out.verbose))?;
+    let outcome = outcome_of(&report)?;
+    if outcome == Outcome::Mismatch {
+        // One line on stderr for logs that only keep stderr; the report has the details.
+        eprintln!(
+            "carryover: error: {}: verification found {} problem(s)",
+            report.archive.display(),
+            report.problems.len()
+        );
     }
-    verify::outcome(&report)?;
-    Ok(Outcome::Ok)
+    Ok(outcome)
+}
+
+/// Clean: Ok; mismatches: the Mismatch outcome (exit 5); nothing readable: an error (exit 1).
+fn outcome_of(report: &VerifyReport) -> Result<Outcome> {
+    if report.ok {
+        Ok(Outcome::Ok)
+    } else if !report.readable {
+        Err(Error::corrupt(
+            &report.archive,
+            report
+                .problems
+                .first()
+                .map(|p| p.detail.clone())
+                .unwrap_or_else(|| "unreadable".into()),
+        ))
+    } else {
+        Ok(Outcome::Mismatch)
+    }
 }
 
 fn render(r: &VerifyReport, verbose: bool) -> String {

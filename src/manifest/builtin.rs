@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use super::{Manifest, Origin, Version};
+use super::model::{Manifest, Origin};
 use crate::error::{Error, Result};
+use crate::version::Version;
 
 /// (file name, text) of every built-in manifest.
 const BUILTINS: &[(&str, &str)] = &[
@@ -60,7 +61,9 @@ pub fn builtins() -> Result<Vec<Manifest>> {
 /// The manifest chosen for a pack, and why.
 #[derive(Debug, Clone)]
 pub struct Selection {
+    /// The manifest.
     pub manifest: Manifest,
+    /// Why it was chosen, for `inspect`.
     pub reason: String,
 }
 

@@ -11,7 +11,9 @@ use serde::Serialize;
 pub struct Datasource {
     /// Where it was declared, e.g. `repository/conf/deployment.toml [database.local]`.
     pub declared_in: String,
+    /// The JDBC URL as written.
     pub url: String,
+    /// Where the URL puts the database.
     pub location: Location,
 }
 
@@ -28,6 +30,7 @@ pub enum Location {
 }
 
 impl Location {
+    /// The database's file name without extension (`WSO2AM_DB`).
     pub fn base_name(&self) -> Option<String> {
         match self {
             Location::InPack(p) | Location::External(p) => {

@@ -17,6 +17,7 @@ pub struct Identity {
     /// Human product name (`WSO2 API Manager`).
     pub product_name: String,
     #[serde(serialize_with = "ser_version")]
+    /// The product version (`4.2.0`).
     pub version: Version,
     /// U2 update level from `updates/config.json`; None when the pack was never updated with U2.
     pub update_level: Option<i64>,
@@ -52,6 +53,10 @@ fn id_of(name: &str) -> Option<&'static str> {
 }
 
 impl Identity {
+    /// Reads `updates/product.txt`, `bin/version.txt` and the update level.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotAPack`] when neither names a product.
     pub fn detect(root: &Path) -> Result<Identity> {
         let mut evidence = Vec::new();
         let mut found: Option<(String, Version)> = None;
@@ -146,12 +151,14 @@ fn flavour_of(product: &str, version: &Version) -> Option<String> {
 /// deployment.toml identical to one of the profile templates.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProfileLeftovers {
+    /// Files profileSetup.sh backed up.
     pub backups: Vec<PathBuf>,
     /// The profile whose template deployment.toml equals the pack's, if any.
     pub profile: Option<String>,
 }
 
 impl ProfileLeftovers {
+    /// Looks for profileSetup.sh backups and profile-template configs.
     pub fn detect(root: &Path) -> ProfileLeftovers {
         let mut backups = Vec::new();
         for dir in ["repository/conf", "repository/resources/conf/templates"] {
@@ -192,6 +199,7 @@ impl ProfileLeftovers {
         ProfileLeftovers { backups, profile }
     }
 
+    /// Whether the pack was profile-optimised.
     pub fn is_profiled(&self) -> bool {
         !self.backups.is_empty() || self.profile.is_some()
     }

@@ -17,7 +17,12 @@ pub enum H2Format {
     /// `-- H2 0.5/B --`: the PageStore of H2 1.x (`.h2.db`).
     PageStore,
     /// MVStore (`.mv.db`) with its `format:N` (absent means 1) and whether `clean:1` is set.
-    MvStore { format: u32, clean: bool },
+    MvStore {
+        /// The `format:N` number.
+        format: u32,
+        /// `clean:1` is set.
+        clean: bool,
+    },
     /// `H2encrypt`: an encrypted file; the format cannot be read without the key.
     Encrypted,
     /// Neither header: empty, damaged or not an H2 file.
@@ -88,6 +93,7 @@ impl H2Format {
         }
     }
 
+    /// Whether the file says it was closed cleanly (PageStore files cannot tell: true).
     pub fn is_clean(&self) -> bool {
         !matches!(self, H2Format::MvStore { clean: false, .. })
     }
@@ -105,13 +111,16 @@ pub fn engine_mv_format(engine: &Version) -> u32 {
 /// The parsed first line of an MVStore file header block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MvHeader {
+    /// The MVStore format number.
     pub format: u32,
+    /// `clean:1`: closed cleanly.
     pub clean: bool,
     /// Whether the stored fletcher checksum matches the header bytes (None if absent).
     pub checksum_ok: Option<bool>,
 }
 
 impl MvHeader {
+    /// Parses an MVStore header block (checksum checked); None when it is not one.
     pub fn parse(block: &[u8]) -> Option<MvHeader> {
         if !block.starts_with(b"H:2,") {
             return None;
@@ -172,8 +181,10 @@ pub fn fletcher32(b: &[u8]) -> u32 {
 /// An engine jar found in `repository/components/plugins`.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineJar {
+    /// The jar's file name.
     pub jar: String,
     #[serde(serialize_with = "ser_version")]
+    /// Its version, from the file name.
     pub version: Version,
 }
 
@@ -184,12 +195,16 @@ fn ser_version<S: serde::Serializer>(v: &Version, s: S) -> Result<S::Ok, S::Erro
 /// The engines a pack ships, read from its plugin jar names.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Engines {
+    /// The H2 engine.
     pub h2: Option<EngineJar>,
+    /// Lucene core.
     pub lucene: Option<EngineJar>,
+    /// Solr core.
     pub solr: Option<EngineJar>,
 }
 
 impl Engines {
+    /// Finds the engine jars in `repository/components/plugins`.
     pub fn detect(pack: &Path) -> Engines {
         let dir = pack.join("repository/components/plugins");
         let mut e = Engines::default();

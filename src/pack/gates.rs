@@ -17,28 +17,68 @@ use serde::Serialize;
 /// it), so an older one is judged by the server port it names, if any.
 const FRESH_LOCK_DB: Duration = Duration::from_secs(30);
 
+/// One finding about whether a server holds the pack.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Evidence {
     /// `wso2carbon.pid` names a live process running this pack.
-    LiveServer { pid: i32, pid_file: PathBuf },
+    LiveServer {
+        /// The process.
+        pid: i32,
+        /// The pid file.
+        pid_file: PathBuf,
+    },
     /// `wso2carbon.pid` names a process that is gone, or one running something else.
     StalePidFile {
+        /// The pid it names.
         pid: i32,
+        /// The pid file.
         pid_file: PathBuf,
+        /// What was found instead.
         note: String,
     },
     /// Another process holds an OS lock on a file of the pack.
-    LockHeld { path: PathBuf, pid: Option<i32> },
+    LockHeld {
+        /// The locked file.
+        path: PathBuf,
+        /// The holder, when the OS says.
+        pid: Option<i32>,
+    },
     /// A lock file H2 keeps fresh while the database is open.
-    FreshLockDb { path: PathBuf, age_secs: u64 },
+    FreshLockDb {
+        /// The `*.lock.db`.
+        path: PathBuf,
+        /// How old it is.
+        age_secs: u64,
+    },
     /// An H2 `AUTO_SERVER` lock file names a server port that accepts connections.
-    LockDbServer { path: PathBuf, server: String },
+    LockDbServer {
+        /// The `*.lock.db`.
+        path: PathBuf,
+        /// The `host:port` that answered.
+        server: String,
+    },
+    /// A live process whose command line says `-Dcarbon.home=<this pack>` (no pid file needed).
+    LiveProcess {
+        /// The process.
+        pid: i32,
+    },
+    /// A file whose lock could not be probed: whether it is locked is unknown.
+    LockUnknown {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be probed.
+        error: String,
+    },
 }
 
 impl Evidence {
+    /// Whether this evidence says a server is running (a stale pid file does not).
     pub fn counts(&self) -> bool {
-        !matches!(self, Evidence::StalePidFile { .. })
+        !matches!(
+            self,
+            Evidence::StalePidFile { .. } | Evidence::LockUnknown { .. }
+        )
     }
 }
 
@@ -61,6 +101,16 @@ impl std::fmt::Display for Evidence {
                     f,
                     "{} names pid {pid}: {note} (stale, ignored)",
                     pid_file.display()
+                )
+            }
+            Evidence::LiveProcess { pid } => {
+                write!(f, "process {pid} runs this pack (-Dcarbon.home)")
+            }
+            Evidence::LockUnknown { path, error } => {
+                write!(
+                    f,
+                    "cannot tell whether {} is locked: {error}",
+                    path.display()
                 )
             }
             Evidence::LockHeld { path, pid: Some(p) } => {
@@ -90,7 +140,9 @@ impl std::fmt::Display for Evidence {
 /// Whether a server runs on a pack, with the evidence either way.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Liveness {
+    /// A server holds the pack.
     pub running: bool,
+    /// Everything found, counting or not.
     pub evidence: Vec<Evidence>,
 }
 
@@ -115,12 +167,27 @@ impl Liveness {
                 }),
             }
         }
+        if !evidence
+            .iter()
+            .any(|e| matches!(e, Evidence::LiveServer { .. }))
+        {
+            evidence.extend(
+                processes_running(root)
+                    .into_iter()
+                    .map(|pid| Evidence::LiveProcess { pid }),
+            );
+        }
         for p in lock_probes {
-            if let Some(holder) = lock_holder(p) {
-                evidence.push(Evidence::LockHeld {
+            match lock_holder(p) {
+                LockProbe::Held(pid) => evidence.push(Evidence::LockHeld {
                     path: rel_to(root, p),
-                    pid: holder,
-                });
+                    pid,
+                }),
+                LockProbe::Unknown(error) => evidence.push(Evidence::LockUnknown {
+                    path: rel_to(root, p),
+                    error,
+                }),
+                LockProbe::Unlocked | LockProbe::Absent => {}
             }
             let name = p
                 .file_name()
@@ -256,10 +323,43 @@ fn process_runs_pack(pid: i32, root: &Path) -> PidState {
     }
 }
 
-/// Probes a POSIX record lock with `F_GETLK`. Returns Some(holder pid) if another process holds
-/// one (pid None for an open-file-description lock), None if unlocked or the file cannot be opened.
-pub fn lock_holder(path: &Path) -> Option<Option<i32>> {
-    let f = File::open(path).ok()?;
+/// Live processes (other than this one) whose command line names `root` as `carbon.home`: a
+/// server started without writing a pid file, or whose pid file was removed.
+fn processes_running(root: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| matches!(process_runs_pack(pid, root), PidState::RunsPack))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// What probing a file's lock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockProbe {
+    /// The file does not exist.
+    Absent,
+    /// Nobody holds a lock on it.
+    Unlocked,
+    /// Another process holds one (its pid, None for an open-file-description lock).
+    Held(Option<i32>),
+    /// The probe failed (the file cannot be opened, or fcntl failed): unknown, not unlocked.
+    Unknown(String),
+}
+
+/// Probes a POSIX record lock with `F_GETLK`.
+pub fn lock_holder(path: &Path) -> LockProbe {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return LockProbe::Absent,
+        Err(e) => return LockProbe::Unknown(e.to_string()),
+    };
     // SAFETY: flock is plain old data; zeroed is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as libc::c_short;
@@ -268,75 +368,15 @@ pub fn lock_holder(path: &Path) -> Option<Option<i32>> {
     fl.l_len = 0;
     // SAFETY: valid fd and a pointer to a live flock struct.
     let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) };
-    if rc != 0 || fl.l_type == libc::F_UNLCK as libc::c_short {
-        return None;
+    if rc != 0 {
+        return LockProbe::Unknown(std::io::Error::last_os_error().to_string());
     }
-    Some(if fl.l_pid > 0 { Some(fl.l_pid) } else { None })
+    if fl.l_type == libc::F_UNLCK as libc::c_short {
+        return LockProbe::Unlocked;
+    }
+    LockProbe::Held((fl.l_pid > 0).then_some(fl.l_pid))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pid_file_parsing() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("wso2carbon.pid");
-        let mut bytes = b"12345\n".to_vec();
-        bytes.resize(100, 0);
-        fs::write(&p, bytes).unwrap();
-        assert_eq!(read_pid(&p), Some(12345));
-        fs::write(&p, b"garbage").unwrap();
-        assert_eq!(read_pid(&p), None);
-    }
-
-    #[test]
-    fn stale_pid_is_not_running() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("wso2carbon.pid"), b"4194301\n").unwrap();
-        let l = Liveness::probe(d.path(), &[]);
-        assert!(!l.running);
-        assert!(matches!(l.evidence[0], Evidence::StalePidFile { .. }));
-    }
-
-    #[test]
-    fn own_pid_without_carbon_home_is_not_running() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(
-            d.path().join("wso2carbon.pid"),
-            format!("{}\n", std::process::id()),
-        )
-        .unwrap();
-        assert!(!Liveness::probe(d.path(), &[]).running);
-    }
-
-    #[test]
-    fn lock_db_naming_a_listening_server_is_running() {
-        let d = tempfile::tempdir().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let p = d.path().join("WSO2AM_DB.lock.db");
-        fs::write(
-            &p,
-            format!("#FileLock\nid=1\nmethod=file\nserver=127.0.0.1\\:{port}\n"),
-        )
-        .unwrap();
-        let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
-        filetime::set_file_mtime(&p, old).unwrap();
-        assert!(Liveness::probe(d.path(), std::slice::from_ref(&p)).running);
-        drop(listener);
-        assert!(!Liveness::probe(d.path(), &[p]).running);
-    }
-
-    #[test]
-    fn old_lock_db_is_not_fresh() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("X.lock.db");
-        fs::write(&p, b"x").unwrap();
-        let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
-        filetime::set_file_mtime(&p, old).unwrap();
-        assert!(!Liveness::probe(d.path(), std::slice::from_ref(&p)).running);
-        filetime::set_file_mtime(&p, filetime::FileTime::now()).unwrap();
-        assert!(Liveness::probe(d.path(), &[p]).running);
-    }
-}
+#[path = "gates_tests.rs"]
+mod tests;

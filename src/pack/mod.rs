@@ -20,11 +20,16 @@ use crate::error::{Error, IoContext, Result};
 /// A detected pack.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pack {
+    /// The pack's directory, canonical.
     pub root: PathBuf,
     #[serde(flatten)]
+    /// Product, version, update level.
     pub identity: Identity,
+    /// The H2, Lucene and Solr jars it ships.
     pub engines: Engines,
+    /// The H2 databases its config declares.
     pub datasources: Vec<Datasource>,
+    /// What profile optimisation left behind.
     pub profile: ProfileLeftovers,
 }
 

@@ -35,7 +35,7 @@ use std::time::Instant;
 pub use crate::lock::PackLock;
 pub use configs::{ConfigFate, ConfigOutcome};
 pub use plan::{Action, Decision, RuleDecision};
-pub use recover::{recover_if_pending, Recovery};
+pub use recover::{pending, Recovery};
 pub use report::{AwaitingContinue, SourceKind, TransplantReport, TransplantResult, Transplanted};
 pub use resume::{ContinueReport, FinalProblem, Unresolved};
 pub use revert::RevertReport;

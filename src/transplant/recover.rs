@@ -10,7 +10,6 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::lock::PackLock;
 use crate::transplant::moves::{exists, move_back, remove_created_dirs, restore_parents};
 use crate::transplant::record::{
     journal_path, list_txns, plan_path, read_plan, remove_txn_dir, state_of, txn_id, Journal,
@@ -65,19 +64,12 @@ pub fn recover(pack: &Path) -> Result<Recovery> {
     Ok(rec)
 }
 
-/// Recovery before a read-only command, only when something is pending (it takes the lock).
-///
-/// # Errors
-/// The lock is held by another carryover (`Refused`); recovery failed.
-pub fn recover_if_pending(pack_root: &Path) -> Result<Option<Recovery>> {
-    let pending = list_txns(pack_root)
+/// Whether a transaction of the pack is pending (to roll back) or a revert unfinished: what a
+/// reading command must recover first.
+pub fn pending(pack_root: &Path) -> bool {
+    list_txns(pack_root)
         .iter()
-        .any(|d| matches!(state_of(d), TxnState::Pending | TxnState::Reverting));
-    if !pending {
-        return Ok(None);
-    }
-    let _lock = PackLock::acquire(pack_root)?;
-    Ok(Some(recover(pack_root)?))
+        .any(|d| matches!(state_of(d), TxnState::Pending | TxnState::Reverting))
 }
 
 /// Undoes an uncommitted transaction from its journal, newest step first; idempotent. The

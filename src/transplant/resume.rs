@@ -74,17 +74,14 @@ impl ContinueReport {
         }
     }
 
-    /// One line naming every unresolved `FILE.final` and why, when there are any.
-    pub fn unresolved_message(&self) -> Option<String> {
+    /// Every unresolved `FILE.final` and why, in one line (`; ` between them), when there are
+    /// any.
+    pub fn unresolved_problems(&self) -> Option<String> {
         if self.unresolved.is_empty() {
             return None;
         }
         let problems: Vec<String> = self.unresolved.iter().map(|u| u.to_string()).collect();
-        Some(format!(
-            "{}: conflicts not resolved: {}",
-            self.pack.display(),
-            problems.join("; ")
-        ))
+        Some(problems.join("; "))
     }
 }
 

@@ -37,6 +37,21 @@ pub fn example(name: &str) -> PathBuf {
     repo().join("examples").join(name)
 }
 
+/// `--allow-missing` for every required rule of the 4.x built-in manifests: the flags a snapshot of
+/// a deliberately partial pack ([`TestEnv::minimal_pack`]) needs.
+pub const PARTIAL: [&str; 10] = [
+    "--allow-missing",
+    "carbon-db",
+    "--allow-missing",
+    "am-db",
+    "--allow-missing",
+    "shared-db",
+    "--allow-missing",
+    "mb-db",
+    "--allow-missing",
+    "deployment-toml",
+];
+
 /// A temp dir plus a hermetic environment for the binary.
 pub struct TestEnv {
     dir: tempfile::TempDir,

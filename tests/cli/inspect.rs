@@ -462,6 +462,53 @@ fn pid_file_of_a_live_server_on_this_pack() {
     );
 }
 
+/// A server whose pid file is gone (or was never written) is still found by its command line
+/// (issue 9 item 20): inspect says running, snapshot refuses with exit 6.
+#[test]
+fn a_server_without_a_pid_file_is_found_by_its_command_line() {
+    let env = TestEnv::new();
+    let pack = env.copy_example("wso2am-4.2.0-old");
+    let canon = fs::canonicalize(&pack).unwrap();
+    let _ = fs::remove_file(pack.join("wso2carbon.pid"));
+    let doc = env.inspect_json(&pack);
+    assert_eq!(doc["liveness"]["running"], false, "{}", doc["liveness"]);
+    let server = Spawned::new(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import time; time.sleep(30)")
+            .arg(format!("-Dcarbon.home={}", canon.display()))
+            .stdin(Stdio::null()),
+    );
+    server.wait_for_cmdline("carbon.home");
+    let doc = env.inspect_json(&pack);
+    assert_eq!(doc["liveness"]["running"], true, "{}", doc["liveness"]);
+    // `python3` may be a shell shim (pyenv) whose transient forks share its command line:
+    // every one of them is a live process naming the pack, and the server is among them.
+    let ev = doc["liveness"]["evidence"].as_array().unwrap();
+    assert!(
+        ev.iter().all(|e| e["kind"] == "live-process"),
+        "{}",
+        doc["liveness"]
+    );
+    assert!(
+        ev.contains(&json!({"kind": "live-process", "pid": server.pid()})),
+        "{}",
+        doc["liveness"]
+    );
+    let r = env.run([
+        "snapshot".as_ref(),
+        pack.as_os_str(),
+        "-o".as_ref(),
+        env.path().join("s.tar.zst").as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(6), "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("process {} runs this pack", server.pid())),
+        "{r}"
+    );
+}
+
 /// The start scripts compute CARBON_HOME with a logical `pwd`, so a server started through a
 /// symlink (`/opt/wso2am -> /opt/wso2am-4.2.0`) has `-Dcarbon.home=/opt/wso2am`.
 #[test]

@@ -4,9 +4,13 @@
 mod common;
 #[cfg(feature = "failpoints")]
 mod crash;
+mod docs;
+mod golden;
+mod hostile;
 mod inspect;
 mod manifests;
 mod merge;
+mod safety;
 mod snapshot;
 mod transplant;
 mod verify;

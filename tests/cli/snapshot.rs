@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::common::{
     archive_json, dir_names, engines, fixtures, flip_byte, sha256_file, sha256sum_check, stat,
-    tar_extract, tar_list, tar_member, tree, HeldDb, Rng, Spawned, TestEnv,
+    tar_extract, tar_list, tar_member, tree, HeldDb, Rng, Spawned, TestEnv, PARTIAL,
 };
 
 const SNAPSHOT_JSON: &str = ".carryover/snapshot.json";
@@ -477,7 +477,7 @@ fn round_trip(seed: u64) {
     let want_root = stat(&data);
 
     let archive = env.path().join("rt.tar.zst");
-    let summary = env.snapshot(&pack, &archive, &[]);
+    let summary = env.snapshot(&pack, &archive, &PARTIAL);
     assert_eq!(summary["files"], files, "seed {seed}");
 
     let x = env.path().join("x");
@@ -526,7 +526,7 @@ fn symlink_targets_are_kept_byte_for_byte() {
         symlink(t, data.join(format!("link-{i}"))).unwrap();
     }
     let archive = env.path().join("links.tar.zst");
-    let doc = env.snapshot(&pack, &archive, &[]);
+    let doc = env.snapshot(&pack, &archive, &PARTIAL);
     assert_eq!(doc["symlinks"], targets.len());
     let x = env.path().join("x");
     tar_extract(&archive, &x);
@@ -592,7 +592,7 @@ fn lucene_segment_damage_is_caught_while_snapshotting() {
     fs::create_dir(&out).unwrap();
 
     // sound: fine
-    env.snapshot(&pack, &out.join("good.tar.zst"), &[]);
+    env.snapshot(&pack, &out.join("good.tar.zst"), &PARTIAL);
 
     // the largest codec file, one byte flipped in its middle
     let mut codec: Vec<(u64, PathBuf)> = fs::read_dir(&index)
@@ -608,12 +608,10 @@ fn lucene_segment_damage_is_caught_while_snapshotting() {
     flip_byte(&seg, len / 2, 0x20);
     let before = dir_names(&out);
     let bad = out.join("bad.tar.zst");
-    let r = env.run([
-        "snapshot".as_ref(),
-        "-o".as_ref(),
-        bad.as_os_str(),
-        pack.as_os_str(),
-    ]);
+    let mut args: Vec<&std::ffi::OsStr> = vec!["snapshot".as_ref(), "-o".as_ref(), bad.as_os_str()];
+    args.extend(PARTIAL.iter().map(|a| std::ffi::OsStr::new(*a)));
+    args.push(pack.as_os_str());
+    let r = env.run(&args);
     assert_eq!(r.code, Some(1), "{r}");
     assert!(
         r.stderr.contains(&format!("solr/data/index/{seg_name}")) && r.stderr.contains("checksum"),
@@ -623,7 +621,7 @@ fn lucene_segment_damage_is_caught_while_snapshotting() {
     assert_eq!(dir_names(&out), before, "no archive, no temp file");
 
     // --allow-corrupt: taken, and the damage is recorded
-    let doc = env.snapshot(&pack, &bad, &["--allow-corrupt"]);
+    let doc = env.snapshot(&pack, &bad, &[&PARTIAL[..], &["--allow-corrupt"]].concat());
     let rel = format!("solr/data/index/{seg_name}");
     let corrupt = doc["corrupt"].as_array().unwrap();
     assert_eq!(corrupt.len(), 1, "{doc}");
@@ -649,7 +647,7 @@ fn lucene_segment_damage_is_caught_while_snapshotting() {
     let tlog_file = tlog.join("tlog.0000000000000000001");
     fs::write(&tlog_file, Rng(7).bytes(3000)).unwrap();
     flip_byte(&tlog_file, 1500, 0x80);
-    let doc = env.snapshot(&pack, &out.join("again.tar.zst"), &[]);
+    let doc = env.snapshot(&pack, &out.join("again.tar.zst"), &PARTIAL);
     assert_eq!(doc["corrupt"], serde_json::json!([]), "{doc}");
 }
 
@@ -669,25 +667,23 @@ fn h2_header_blocks_are_checked_while_snapshotting() {
     .unwrap();
     let out = env.path().join("out");
     fs::create_dir(&out).unwrap();
-    let doc = env.snapshot(&pack, &out.join("good.tar.zst"), &[]);
+    let doc = env.snapshot(&pack, &out.join("good.tar.zst"), &PARTIAL);
     assert_eq!(doc["files"], 1, "{doc}");
 
     // one damaged header block: H2 opens the file with the other, so does the snapshot
     // (offset 10 is the block number digit in `H:2,block:3,...`: still a parseable header)
     flip_byte(&db, 10, 0x01);
-    let doc = env.snapshot(&pack, &out.join("one.tar.zst"), &[]);
+    let doc = env.snapshot(&pack, &out.join("one.tar.zst"), &PARTIAL);
     assert_eq!(doc["corrupt"], serde_json::json!([]), "{doc}");
 
     // both damaged: refused, naming the file
     flip_byte(&db, 4096 + 10, 0x01);
     let before = dir_names(&out);
     let bad = out.join("both.tar.zst");
-    let r = env.run([
-        "snapshot".as_ref(),
-        "-o".as_ref(),
-        bad.as_os_str(),
-        pack.as_os_str(),
-    ]);
+    let mut args: Vec<&std::ffi::OsStr> = vec!["snapshot".as_ref(), "-o".as_ref(), bad.as_os_str()];
+    args.extend(PARTIAL.iter().map(|a| std::ffi::OsStr::new(*a)));
+    args.push(pack.as_os_str());
+    let r = env.run(&args);
     assert_eq!(r.code, Some(1), "{r}");
     assert!(
         r.stderr.contains("repository/database/WSO2CARBON_DB.mv.db")
@@ -695,7 +691,7 @@ fn h2_header_blocks_are_checked_while_snapshotting() {
         "{r}"
     );
     assert_eq!(dir_names(&out), before, "no archive, no temp file");
-    let doc = env.snapshot(&pack, &bad, &["--allow-corrupt"]);
+    let doc = env.snapshot(&pack, &bad, &[&PARTIAL[..], &["--allow-corrupt"]].concat());
     assert_eq!(
         doc["corrupt"][0]["path"], "repository/database/WSO2CARBON_DB.mv.db",
         "{doc}"
@@ -722,12 +718,12 @@ fn h2_header_blocks_are_checked_while_snapshotting() {
         })
         .unwrap();
     }
-    let r = env.run([
-        "snapshot".as_ref(),
-        "-o".as_ref(),
-        out.join("garbled.tar.zst").as_os_str(),
-        pack.as_os_str(),
-    ]);
+    let garbled = out.join("garbled.tar.zst");
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec!["snapshot".as_ref(), "-o".as_ref(), garbled.as_os_str()];
+    args.extend(PARTIAL.iter().map(|a| std::ffi::OsStr::new(*a)));
+    args.push(pack.as_os_str());
+    let r = env.run(&args);
     assert_eq!(r.code, Some(1), "{r}");
     assert!(r.stderr.contains("WSO2CARBON_DB.mv.db"), "{r}");
 }
