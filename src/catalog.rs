@@ -122,7 +122,7 @@ impl Catalog {
     }
 
     fn now() -> String {
-        crate::archive::writer::now_rfc3339()
+        crate::archive::format::now_rfc3339()
     }
 
     /// Records a snapshot; its id (`s1`).
@@ -132,7 +132,7 @@ impl Catalog {
     pub fn record_snapshot(
         &self,
         pack: &Path,
-        s: &crate::archive::SnapshotSummary,
+        s: &crate::snapshot::SnapshotSummary,
     ) -> Result<String> {
         let detail = serde_json::to_string(s).map_err(|e| err(&self.path, e))?;
         self.conn

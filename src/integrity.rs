@@ -1,6 +1,9 @@
 //! Engine-level integrity checks that run on bytes as they stream past, at no extra pass:
 //! Lucene codec footers (magic + CRC32 of every byte before the checksum) and MVStore header
 //! fletcher checksums. Files that are not codec files are not judged.
+//!
+//! Used by the snapshot writer (`archive::source`) on every file of a lucene or h2 rule; the
+//! checker only looks at bytes and returns a verdict, what to do with it is the caller's.
 
 use crate::pack::engines::MvHeader;
 
@@ -13,8 +16,11 @@ const MV_BLOCK: usize = 4096;
 /// What to check a file as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
+    /// Not judged.
     None,
+    /// A Lucene index file: codec footer magic and CRC32.
     Lucene,
+    /// An H2 MVStore database: its two header blocks' fletcher checksums.
     MvStore,
 }
 
@@ -32,6 +38,7 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// A checker for a file of `size` bytes, to be judged as `check`.
     pub fn new(check: Check, size: u64) -> Checker {
         let head_cap = match check {
             Check::None => 0,
@@ -49,6 +56,7 @@ impl Checker {
         }
     }
 
+    /// Feeds the file's next bytes.
     pub fn update(&mut self, buf: &[u8]) {
         if self.check == Check::None {
             return;
@@ -83,61 +91,64 @@ impl Checker {
     pub fn finish(self) -> Option<String> {
         match self.check {
             Check::None => None,
-            Check::Lucene => {
-                if self.head.len() < 4
-                    || u32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]])
-                        != CODEC_MAGIC
-                {
-                    return None; // not a codec file (write.lock, tlog, segments.gen)
-                }
-                if self.size < FOOTER_LEN + 4 {
-                    return Some(format!(
-                        "Lucene codec file too short for a footer ({} bytes)",
-                        self.size
-                    ));
-                }
-                let t = &self.tail;
-                let magic = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
-                if magic != FOOTER_MAGIC {
-                    return Some(format!(
-                        "Lucene codec footer magic is {magic:#010x}, expected {FOOTER_MAGIC:#010x}"
-                    ));
-                }
-                let algo = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
-                if algo != 0 {
-                    return Some(format!(
-                        "Lucene codec footer has unknown checksum algorithm {algo}"
-                    ));
-                }
-                let stored =
-                    u64::from_be_bytes([t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]]);
-                let actual = self.crc.finalize() as u64;
-                if stored != actual {
-                    return Some(format!(
-                        "Lucene checksum mismatch: footer says {stored:#010x}, content is {actual:#010x}"
-                    ));
-                }
-                None
-            }
-            Check::MvStore => {
-                // Per header block: sound or not. A block that starts like an MVStore header but
-                // does not parse (a garbled field or checksum) is as damaged as a bad checksum.
-                let headers: Vec<bool> = self
-                    .head
-                    .chunks(MV_BLOCK)
-                    .filter(|b| b.starts_with(b"H:2,"))
-                    .map(|b| MvHeader::parse(b).is_some_and(|h| h.checksum_ok != Some(false)))
-                    .collect();
-                if headers.is_empty() {
-                    return None; // not an MVStore file (encrypted or PageStore): not judged
-                }
-                // H2 survives one damaged header block; both damaged means it cannot open the file.
-                if !headers.iter().any(|ok| *ok) {
-                    return Some("MVStore file header fletcher checksum mismatch".into());
-                }
-                None
-            }
+            Check::Lucene => self.lucene_problem(),
+            Check::MvStore => self.mvstore_problem(),
         }
+    }
+
+    fn lucene_problem(self) -> Option<String> {
+        if self.head.len() < 4
+            || u32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]])
+                != CODEC_MAGIC
+        {
+            return None; // not a codec file (write.lock, tlog, segments.gen)
+        }
+        if self.size < FOOTER_LEN + 4 {
+            return Some(format!(
+                "Lucene codec file too short for a footer ({} bytes)",
+                self.size
+            ));
+        }
+        let t = &self.tail;
+        let magic = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+        if magic != FOOTER_MAGIC {
+            return Some(format!(
+                "Lucene codec footer magic is {magic:#010x}, expected {FOOTER_MAGIC:#010x}"
+            ));
+        }
+        let algo = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+        if algo != 0 {
+            return Some(format!(
+                "Lucene codec footer has unknown checksum algorithm {algo}"
+            ));
+        }
+        let stored = u64::from_be_bytes([t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]]);
+        let actual = self.crc.finalize() as u64;
+        if stored != actual {
+            return Some(format!(
+                "Lucene checksum mismatch: footer says {stored:#010x}, content is {actual:#010x}"
+            ));
+        }
+        None
+    }
+
+    fn mvstore_problem(self) -> Option<String> {
+        // Per header block: sound or not. A block that starts like an MVStore header but does
+        // not parse (a garbled field or checksum) is as damaged as a bad checksum.
+        let headers: Vec<bool> = self
+            .head
+            .chunks(MV_BLOCK)
+            .filter(|b| b.starts_with(b"H:2,"))
+            .map(|b| MvHeader::parse(b).is_some_and(|h| h.checksum_ok != Some(false)))
+            .collect();
+        if headers.is_empty() {
+            return None; // not an MVStore file (encrypted or PageStore): not judged
+        }
+        // H2 survives one damaged header block; both damaged means it cannot open the file.
+        if !headers.iter().any(|ok| *ok) {
+            return Some("MVStore file header fletcher checksum mismatch".into());
+        }
+        None
     }
 }
 

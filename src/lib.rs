@@ -25,6 +25,7 @@ pub mod merge;
 pub mod outcome;
 pub mod progress;
 pub mod relpath;
+pub mod snapshot;
 pub mod transplant;
 pub mod verify;
 pub mod version;

@@ -1,7 +1,7 @@
 //! `index.json` checked as it streams: each entry is compared with what the archive held for its
 //! path and then dropped, so verification memory does not hold the index (the largest record).
 //! What later checks need (the entry's rule, its digest when it disagrees) is kept on the
-//! archive's own record of the path.
+//! archive's own record of the path ([`Seen::index`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -9,67 +9,12 @@ use std::fmt;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
-use super::format::{CorruptRecord, EntryType, IndexEntry};
-use super::reader::Seen;
-
-/// What the index said about a path the archive holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexMark {
-    /// Index into [`IndexInfo::rules`].
-    pub rule: u16,
-    /// The index's digest, kept only when it differs from the archive's.
-    pub sha256: Option<String>,
-    /// The index lists it as a regular file.
-    pub is_file: bool,
-    /// SHA256SUMS lists it.
-    pub listed: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindingKind {
-    /// In the index, not in the archive.
-    Missing,
-    /// Listed twice in the index.
-    Duplicate,
-    /// The archive's entry differs from the index's.
-    Changed,
-}
-
-#[derive(Debug, Clone)]
-pub struct Finding {
-    pub kind: FindingKind,
-    pub path: String,
-    pub rule: u16,
-    pub detail: String,
-}
-
-/// The index, digested.
-#[derive(Debug, Clone, Default)]
-pub struct IndexInfo {
-    pub format: u32,
-    pub changed_while_reading: Vec<String>,
-    pub corrupt: Vec<CorruptRecord>,
-    /// Rule names, interned.
-    pub rules: Vec<String>,
-    /// Entries per rule (same order as `rules`).
-    pub counts: Vec<u64>,
-    /// Problems found while the index streamed, in index order.
-    pub findings: Vec<Finding>,
-    /// Index entries the archive does not hold (kept whole; normally none).
-    pub missing: Vec<IndexEntry>,
-}
-
-impl IndexInfo {
-    pub fn rule_name(&self, rule: u16) -> &str {
-        self.rules
-            .get(rule as usize)
-            .map(String::as_str)
-            .unwrap_or("")
-    }
-}
+use super::contents::{Finding, FindingKind, IndexInfo, IndexMark, Seen};
+use super::format::{EntryType, IndexEntry};
+use crate::digest::from_hex;
 
 /// Differences between what the archive held and what the index says.
-pub fn diff(s: &Seen, e: &IndexEntry) -> Vec<String> {
+fn diff(s: &Seen, e: &IndexEntry) -> Vec<String> {
     let mut diffs = Vec::new();
     if s.kind != e.kind {
         diffs.push(format!("type {:?} vs index {:?}", s.kind, e.kind));
@@ -77,7 +22,7 @@ pub fn diff(s: &Seen, e: &IndexEntry) -> Vec<String> {
     if s.size != e.size {
         diffs.push(format!("size {} vs index {}", s.size, e.size));
     }
-    if s.sha256 != super::reader::digest_of(e.sha256.as_deref()) {
+    if s.sha256 != from_hex(e.sha256.as_deref()) {
         diffs.push("content sha256 differs from index".to_string());
     }
     if s.mode != e.mode {
@@ -142,7 +87,7 @@ impl State<'_> {
                 let diffs = diff(s, &e);
                 s.index = Some(IndexMark {
                     rule,
-                    sha256: if s.sha256 != super::reader::digest_of(e.sha256.as_deref()) {
+                    sha256: if s.sha256 != from_hex(e.sha256.as_deref()) {
                         e.sha256.clone()
                     } else {
                         None
@@ -243,92 +188,4 @@ impl<'de> Visitor<'de> for EntriesSeed<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// A disagreement between SHA256SUMS and the index.
-#[derive(Debug, Clone)]
-pub struct SumsProblem {
-    pub path: String,
-    pub rule: Option<String>,
-    pub detail: String,
-}
-
-/// SHA256SUMS, checked line by line against the index as it streams.
-#[derive(Debug, Clone, Default)]
-pub struct SumsInfo {
-    pub problems: Vec<SumsProblem>,
-    /// Index entries missing from the archive that SHA256SUMS lists.
-    pub listed_missing: std::collections::HashSet<String>,
-}
-
-/// Checks `SHA256SUMS` from `reader` against the index marks in `seen` (and the index entries
-/// the archive lacks); marks each listed entry.
-pub fn check_sums_streaming<R: std::io::BufRead>(
-    reader: R,
-    seen: &mut BTreeMap<String, Seen>,
-    info: &IndexInfo,
-) -> SumsInfo {
-    let mut out = SumsInfo::default();
-    let missing: HashMap<&str, &IndexEntry> =
-        info.missing.iter().map(|e| (e.path.as_str(), e)).collect();
-    let mut push = |path: &str, rule: Option<&str>, detail: String| {
-        out.problems.push(SumsProblem {
-            path: path.to_string(),
-            rule: rule.map(str::to_string),
-            detail,
-        })
-    };
-    let mut listed_missing = std::collections::HashSet::new();
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let Ok(line) = line else {
-            push(
-                ".carryover/SHA256SUMS",
-                None,
-                format!("unreadable after line {i}"),
-            );
-            break;
-        };
-        if line.is_empty() {
-            continue;
-        }
-        let parsed = std::str::from_utf8(&line)
-            .ok()
-            .and_then(super::format::parse_sha256sum_line);
-        let Some((hex, name)) = parsed else {
-            push(
-                ".carryover/SHA256SUMS",
-                None,
-                format!("line {} is malformed", i + 1),
-            );
-            continue;
-        };
-        let indexed = match seen.get_mut(name.as_str()) {
-            Some(s) => {
-                let computed = s.sha256;
-                s.index.as_mut().map(|m| {
-                    m.listed = true;
-                    let sha = m.sha256.clone().or_else(|| computed.map(hex::encode));
-                    (sha, info.rule_name(m.rule).to_string())
-                })
-            }
-            None => missing.get(name.as_str()).map(|e| {
-                listed_missing.insert(e.path.clone());
-                (e.sha256.clone(), e.rule.clone())
-            }),
-        };
-        match indexed {
-            Some((sha, rule)) => {
-                if sha.as_deref() != Some(hex.as_str()) {
-                    push(
-                        &name,
-                        Some(&rule),
-                        "SHA256SUMS digest differs from index.json".into(),
-                    );
-                }
-            }
-            None => push(&name, None, "in SHA256SUMS but not in index.json".into()),
-        }
-    }
-    out.listed_missing = listed_missing;
-    out
 }

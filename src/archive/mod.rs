@@ -1,10 +1,23 @@
-//! The snapshot archive: format records, the one-pass writer and the streaming reader.
+//! The snapshot archive: its format records (format.rs), the writing pass over a plan
+//! (writer.rs) with its byte format (tar_writer.rs), file source (source.rs) and index spool
+//! (spool.rs), and the streaming reader (reader.rs) with its hashing threads (hash_pipe.rs),
+//! record checks (index_check.rs, sums_check.rs) and findings (contents.rs).
+//!
+//! Dependencies run one way: reader -> {hash_pipe, index_check, sums_check} -> contents ->
+//! format, and writer -> {tar_writer, source, spool} -> format. The snapshot command around
+//! the writer is `crate::snapshot`; judging what the reader found is `crate::verify`.
 
+pub mod contents;
 pub mod format;
-pub mod index_check;
+mod hash_pipe;
+mod index_check;
 pub mod reader;
+mod source;
+mod spool;
+mod sums_check;
+mod tar_writer;
 pub mod writer;
 
-pub use format::{IndexEntry, SnapshotMeta};
-pub use reader::{read_archive, read_meta, ArchiveContents, Seen, Visitor};
-pub use writer::{default_name, sidecar_path, write_snapshot, SnapshotOptions, SnapshotSummary};
+pub use contents::{ArchiveContents, Seen};
+pub use format::{sidecar_path, IndexEntry, SnapshotMeta};
+pub use reader::{read_archive, read_meta, Visitor};

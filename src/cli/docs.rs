@@ -20,16 +20,16 @@ pub struct ManArgs {
     pub command: Option<String>,
 }
 
-pub fn completions(_ctx: &Ctx, args: CompletionsArgs) -> Result<Outcome> {
-    let mut cmd = <super::Cli as clap::CommandFactory>::command();
+/// `cmd`: the whole clap tree (passed in, so this file does not import the one that defines it).
+pub fn completions(_ctx: &Ctx, mut cmd: clap::Command, args: CompletionsArgs) -> Result<Outcome> {
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "carryover", &mut out);
     write_stdout(&out)?;
     Ok(Outcome::Ok)
 }
 
-pub fn man(_ctx: &Ctx, args: ManArgs) -> Result<Outcome> {
-    let cmd = <super::Cli as clap::CommandFactory>::command();
+/// `cmd`: the whole clap tree.
+pub fn man(_ctx: &Ctx, cmd: clap::Command, args: ManArgs) -> Result<Outcome> {
     let page = match &args.command {
         None => cmd,
         Some(name) => {

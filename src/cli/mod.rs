@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 pub use ctx::{usage, Ctx, Global};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use carryover::error::exit;
 
@@ -71,8 +71,8 @@ pub fn run() -> ExitCode {
         Command::Transplant(a) => transplant::run(&ctx, a),
         Command::List(a) => history::list(&ctx, a),
         Command::Show(a) => history::show(&ctx, a),
-        Command::Completions(a) => docs::completions(&ctx, a),
-        Command::Man(a) => docs::man(&ctx, a),
+        Command::Completions(a) => docs::completions(&ctx, Cli::command(), a),
+        Command::Man(a) => docs::man(&ctx, Cli::command(), a),
     };
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use carryover::archive::{default_name, write_snapshot, SnapshotOptions, SnapshotSummary};
 use carryover::outcome::Outcome;
+use carryover::snapshot::{default_name, write_snapshot, SnapshotOptions, SnapshotSummary};
 use carryover::Result;
 
 use super::ctx::{usage, Ctx};

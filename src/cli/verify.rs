@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use carryover::error::{Error, IoContext, Result};
+use carryover::error::{IoContext, Result};
 use carryover::outcome::Outcome;
 use carryover::verify::{self, VerifyReport};
 
@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Outcome> {
     }
     ctx.out
         .report(&report, !report.ok, || render(&report, ctx.out.verbose))?;
-    let outcome = outcome_of(&report)?;
+    let outcome = report.outcome()?;
     if outcome == Outcome::Mismatch {
         // One line on stderr for logs that only keep stderr; the report has the details.
         eprintln!(
@@ -47,24 +47,6 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Outcome> {
         );
     }
     Ok(outcome)
-}
-
-/// Clean: Ok; mismatches: the Mismatch outcome (exit 5); nothing readable: an error (exit 1).
-fn outcome_of(report: &VerifyReport) -> Result<Outcome> {
-    if report.ok {
-        Ok(Outcome::Ok)
-    } else if !report.readable {
-        Err(Error::corrupt(
-            &report.archive,
-            report
-                .problems
-                .first()
-                .map(|p| p.detail.clone())
-                .unwrap_or_else(|| "unreadable".into()),
-        ))
-    } else {
-        Ok(Outcome::Mismatch)
-    }
 }
 
 fn render(r: &VerifyReport, verbose: bool) -> String {

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::archive::format::SnapshotMeta;
-use crate::archive::{read_meta, writer::snapshot_meta};
+use crate::archive::read_meta;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{self, Selection};
 use crate::pack::Pack;
@@ -73,7 +73,7 @@ pub fn open_source(
             "source and new pack are the same directory",
         ));
     }
-    let meta = snapshot_meta(&sp, false);
+    let meta = crate::snapshot::meta_of(&sp, false);
     Ok((Source::Pack(Box::new(sp)), meta))
 }
 

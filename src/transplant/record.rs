@@ -284,7 +284,7 @@ impl Txn {
         journal.log(&Record::Begin {
             id,
             source: source.to_string(),
-            time: crate::archive::writer::now_rfc3339(),
+            time: crate::archive::format::now_rfc3339(),
         })?;
         Ok(Txn {
             pack: pack.to_path_buf(),

@@ -1,0 +1,181 @@
+//! `verify --against PACK`: the archive's self-check, then the pack's current state for the
+//! snapshot's rules compared with what the archive holds, entry by entry (changed, missing,
+//! extra). The pack is selected with the manifest recorded in the snapshot, so the comparison
+//! covers exactly what the snapshot carried.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::check::read_checked;
+use super::report::{Problem, ProblemKind, VerifyReport};
+use crate::archive::contents::{ArchiveContents, IndexInfo};
+use crate::archive::format::{EntryType, IndexEntry, SnapshotMeta};
+use crate::digest::sha256_file;
+use crate::error::Result;
+use crate::manifest::{Kind, Manifest, Origin, Selection, Strategy};
+use crate::pack::Pack;
+use crate::plan::{Entry, EntryKind, Plan};
+use crate::progress::{Cancel, Progress};
+
+/// Verifies the archive, then compares `pack`'s current state for the snapshot's rules with it.
+///
+/// # Errors
+/// The archive cannot be read, the recorded manifest does not parse, the pack cannot be opened
+/// or planned, a pack file cannot be hashed, or `cancel` was set.
+pub fn verify_against(
+    archive: &Path,
+    pack: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<VerifyReport> {
+    let started = std::time::Instant::now();
+    let (contents, mut report) = read_checked(archive, progress, cancel)?;
+    report.against = Some(pack.to_path_buf());
+    if let (Some(meta), Some(index)) = (&contents.meta, &contents.index) {
+        let plan = current_plan(archive, meta, pack)?;
+        compare(&mut report, &plan, meta, &listed(&contents, index), cancel)?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The pack planned with the manifest the snapshot recorded.
+fn current_plan(archive: &Path, meta: &SnapshotMeta, pack: &Path) -> Result<Plan> {
+    let origin = Origin::File(PathBuf::from(format!(
+        "{}:snapshot.json",
+        archive.display()
+    )));
+    let manifest = Manifest::parse(&meta.manifest.text, origin)?;
+    let selection = Selection {
+        manifest,
+        reason: "the manifest recorded in the snapshot".into(),
+    };
+    Plan::build(Pack::open(pack)?, selection)
+}
+
+/// What the snapshot holds, as the index described it.
+fn listed(contents: &ArchiveContents, index: &IndexInfo) -> Vec<IndexEntry> {
+    contents
+        .seen
+        .iter()
+        .filter_map(|(path, s)| {
+            let m = s.index.as_ref()?;
+            Some(IndexEntry {
+                path: path.clone(),
+                kind: s.kind,
+                size: s.size,
+                mode: s.mode,
+                mtime: s.mtime,
+                sha256: m.sha256.clone().or_else(|| s.sha_hex()),
+                link: s.link.clone(),
+                rule: index.rule_name(m.rule).to_string(),
+                h2_format: None,
+            })
+        })
+        .chain(index.missing.iter().cloned())
+        .collect()
+}
+
+/// Adds the pack's differences from `listed` to the report.
+fn compare(
+    report: &mut VerifyReport,
+    plan: &Plan,
+    meta: &SnapshotMeta,
+    listed: &[IndexEntry],
+    cancel: &Cancel,
+) -> Result<()> {
+    let current: BTreeMap<String, (&Entry, &str)> = plan
+        .entries()
+        .filter_map(|e| {
+            let rule = plan.rules[e.rule].name.as_str();
+            Some((e.rel.to_str()?.to_string(), (e, rule)))
+        })
+        .collect();
+    let merged: BTreeSet<&str> = meta
+        .rules
+        .iter()
+        .filter(|r| r.kind == Kind::Config && r.strategy == Strategy::Merge)
+        .map(|r| r.name.as_str())
+        .collect();
+    let mut problems = Vec::new();
+    for e in listed {
+        let Some((cur, _)) = current.get(&e.path) else {
+            let detail = "in the snapshot but not in the pack";
+            problems.push(Problem::new(
+                ProblemKind::Missing,
+                &e.path,
+                Some(&e.rule),
+                detail,
+            ));
+            continue;
+        };
+        cancel.check()?;
+        let Some(d) = difference(&plan.pack.root, cur, e)? else {
+            continue;
+        };
+        if merged.contains(e.rule.as_str()) && matches!(cur.kind, EntryKind::File { .. }) {
+            // Merge-strategy config: after a transplant it holds the update's changes too.
+            report.warnings.push(format!(
+                "{}: {d} (config merged by transplant; not counted as a mismatch)",
+                e.path
+            ));
+        } else {
+            problems.push(Problem::new(
+                ProblemKind::Changed,
+                &e.path,
+                Some(&e.rule),
+                d,
+            ));
+        }
+    }
+    problems.extend(extras(&current, listed));
+    for r in report.rules.iter_mut() {
+        let of_rule = |x: &&Problem| x.rule.as_deref() == Some(r.name.as_str());
+        r.problems += problems.iter().filter(of_rule).count() as u64;
+    }
+    report.problems.extend(problems);
+    report.ok = report.problems.is_empty() && report.readable;
+    Ok(())
+}
+
+/// The pack's entries the snapshot does not hold.
+fn extras(current: &BTreeMap<String, (&Entry, &str)>, listed: &[IndexEntry]) -> Vec<Problem> {
+    let in_index: BTreeSet<&str> = listed.iter().map(|e| e.path.as_str()).collect();
+    let detail = "in the pack but not in the snapshot";
+    current
+        .iter()
+        .filter(|(path, _)| !in_index.contains(path.as_str()))
+        .map(|(path, (_, rule))| Problem::new(ProblemKind::Extra, path, Some(rule), detail))
+        .collect()
+}
+
+/// How the pack's entry differs from the snapshot's (None: it does not).
+fn difference(root: &Path, cur: &Entry, e: &IndexEntry) -> Result<Option<String>> {
+    Ok(match (&cur.kind, e.kind) {
+        (EntryKind::File { size }, EntryType::File) => {
+            if *size != e.size {
+                Some(format!("size {} vs snapshot {}", size, e.size))
+            } else if Some(sha256_file(&root.join(&cur.rel))?) != e.sha256 {
+                Some("content differs from the snapshot".into())
+            } else {
+                None
+            }
+        }
+        (EntryKind::Symlink { target }, EntryType::Symlink) => (target.to_str()
+            != e.link.as_deref())
+        .then(|| format!("symlink points to {}", target.display())),
+        (EntryKind::Dir, EntryType::Dir) => None,
+        (k, t) => Some(format!(
+            "is a {} in the pack, a {t:?} in the snapshot",
+            kind_name(k)
+        )),
+    })
+}
+
+fn kind_name(k: &EntryKind) -> &'static str {
+    match k {
+        EntryKind::File { .. } => "file",
+        EntryKind::Dir => "directory",
+        EntryKind::Symlink { .. } => "symlink",
+    }
+}
