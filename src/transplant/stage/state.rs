@@ -90,38 +90,20 @@ pub fn check_rel(path: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// A symlink at `at` (pack-relative) pointing to `target` must stay inside the pack.
+/// A symlink at `at` (pack-relative) pointing to `target` must stay inside the pack (judged
+/// by [`crate::relpath::link_stays_inside`]).
 ///
 /// # Errors
 /// Why the link is refused: absolute, or climbing above the pack's root.
 pub fn check_link(at: &str, target: &str) -> std::result::Result<(), String> {
-    let outside = || format!("symlink to {target} points outside the pack");
     let t = Path::new(target);
     if t.is_absolute() {
         return Err(format!(
             "symlink to absolute path {target} points outside the pack"
         ));
     }
-    let mut depth: Vec<&std::ffi::OsStr> = Path::new(at)
-        .parent()
-        .map(|p| {
-            p.components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for c in t.components() {
-        match c {
-            Component::Normal(n) => depth.push(n),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                depth.pop().ok_or_else(outside)?;
-            }
-            _ => return Err(outside()),
-        }
+    if !crate::relpath::link_stays_inside(Path::new(at), t) {
+        return Err(format!("symlink to {target} points outside the pack"));
     }
     Ok(())
 }
