@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::Result;
 use crate::lock::PackLock;
 use crate::pack::Pack;
-use crate::transplant::Recovery;
+use crate::transplant::recover::{pending, recover, Recovery};
 
 /// A pack opened for writing: detected, locked, recovered.
 pub struct Writable {
@@ -38,7 +38,7 @@ pub struct Readable {
 pub fn open_for_write(path: &Path) -> Result<Writable> {
     let pack = Pack::open(path)?;
     let lock = PackLock::acquire(&pack.root)?;
-    let recovered = crate::transplant::txn::recover(&pack.root)?;
+    let recovered = recover(&pack.root)?;
     Ok(Writable {
         lock,
         recovered,
@@ -53,10 +53,10 @@ pub fn open_for_write(path: &Path) -> Result<Writable> {
 /// Not a pack; a writer holds the lock (`Refused`, exit 6); recovery failed.
 pub fn open_for_read(path: &Path) -> Result<Readable> {
     let pack = Pack::open(path)?;
-    if !crate::transplant::pending(&pack.root) {
+    if !pending(&pack.root) {
         let lock = PackLock::shared(&pack.root)?;
         // A transaction may have started between the check and the lock: look again.
-        if !crate::transplant::pending(&pack.root) {
+        if !pending(&pack.root) {
             return Ok(Readable {
                 lock,
                 recovered: None,
@@ -65,7 +65,7 @@ pub fn open_for_read(path: &Path) -> Result<Readable> {
         }
     }
     let mut lock = PackLock::acquire(&pack.root)?;
-    let recovered = crate::transplant::txn::recover(&pack.root)?;
+    let recovered = recover(&pack.root)?;
     lock.downgrade()?;
     Ok(Readable {
         lock,

@@ -2,13 +2,11 @@
 //! ours == base → take theirs; theirs == base or theirs == ours → keep ours; otherwise merge
 //! (diffy, diff3 markers). A clean text merge that no longer parses is a conflict.
 
-use serde::Serialize;
-
 use crate::manifest::ConfigFormat;
 
-/// What happens to one config file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "fate", rename_all = "kebab-case")]
+/// What happens to one config file. (The transplant reports it as a
+/// `crate::transplant::ConfigFate`.)
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fate {
     /// Ours and theirs are identical.
     Unchanged,
@@ -18,30 +16,22 @@ pub enum Fate {
     KeepYours,
     /// Both changed it in different places: the clean merge is installed.
     Merged {
-        #[serde(skip)]
+        /// The merged file.
         text: Vec<u8>,
     },
     /// Both changed the same lines, there is no base, or the merge does not parse.
     Conflict {
+        /// Why, for the operator.
         reason: String,
-        #[serde(skip)]
+        /// The diff3-marked attempt (or the clean merge that does not parse).
         attempt: Vec<u8>,
     },
 }
 
-impl Fate {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Fate::Unchanged => "unchanged",
-            Fate::TakeNew => "take new",
-            Fate::KeepYours => "keep yours",
-            Fate::Merged { .. } => "merged",
-            Fate::Conflict { .. } => "conflict",
-        }
-    }
-}
-
 /// Checks that `bytes` still parse as `format`.
+///
+/// # Errors
+/// Why they do not (not UTF-8, not valid TOML or XML), for the operator.
 pub fn parses(format: ConfigFormat, bytes: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string());
     match format {

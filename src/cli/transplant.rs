@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use carryover::outcome::Outcome;
-use carryover::transplant::{self, Action, TransplantOptions, TransplantReport};
-use carryover::Result;
+use carryover::transplant::{self, Action, TransplantOptions, TransplantReport, Transplanted};
+use carryover::{Error, Result};
 
 use super::ctx::{usage, Ctx};
 use super::output;
@@ -75,7 +75,13 @@ pub fn run(ctx: &Ctx, args: TransplantArgs) -> Result<Outcome> {
     let result = transplant::transplant(&opts, &bar, &ctx.cancel);
     if !opts.dry_run {
         let (res, detail) = match &result {
-            Ok(r) => (r.result, serde_json::to_value(r).unwrap_or_default()),
+            Ok(Transplanted::Report(r)) => (
+                r.result.label(),
+                serde_json::to_value(r).unwrap_or_default(),
+            ),
+            Ok(Transplanted::Awaiting(a)) => {
+                ("failed", serde_json::json!({ "error": a.to_string() }))
+            }
             Err(e) => ("failed", serde_json::json!({ "error": e.to_string() })),
         };
         if let Err(e) = ctx
@@ -85,20 +91,40 @@ pub fn run(ctx: &Ctx, args: TransplantArgs) -> Result<Outcome> {
             ctx.out.warn(&e.to_string());
         }
     }
-    let report = result?;
+    let report = match result? {
+        Transplanted::Report(r) => r,
+        Transplanted::Awaiting(a) => {
+            let stop = Error::Conflicts {
+                path: a.pack.clone(),
+                count: a.conflicts,
+            };
+            return Ok(stopped(ctx, &stop, a.outcome()));
+        }
+    };
     let conflicts = !report.conflicts.is_empty();
     ctx.out
         .report(&report, conflicts, || render(&report, ctx.out.verbose))?;
-    Ok(if conflicts {
-        Outcome::Conflicts
-    } else {
-        Outcome::Ok
-    })
+    Ok(report.outcome())
+}
+
+/// An outcome that stops the command (exit 3 without a report): printed on stderr as errors
+/// are, kind, evidence and hint included.
+fn stopped(ctx: &Ctx, how: &Error, outcome: Outcome) -> Outcome {
+    ctx.out.error(how, outcome.exit_code());
+    outcome
 }
 
 /// `--continue`: install each FILE.final and commit.
 fn resume(ctx: &Ctx, target: &Path) -> Result<Outcome> {
-    let resolved = transplant::continue_txn(target)?;
+    let report = transplant::continue_txn(target)?;
+    if let Some(problems) = report.unresolved_problems() {
+        let stop = Error::Unresolved {
+            path: report.pack.clone(),
+            problems,
+        };
+        return Ok(stopped(ctx, &stop, report.outcome()));
+    }
+    let resolved = report.resolved;
     let detail = serde_json::json!({ "continued": resolved });
     if let Err(e) = ctx
         .catalog()
@@ -124,7 +150,8 @@ fn resume(ctx: &Ctx, target: &Path) -> Result<Outcome> {
 
 /// `--revert`: the pack back to its state before the last transplant (exit 4).
 fn revert(ctx: &Ctx, target: &Path) -> Result<Outcome> {
-    let id = transplant::revert(target)?;
+    let reverted = transplant::revert(target)?;
+    let id = &reverted.txn;
     let detail = serde_json::json!({ "txn": id });
     if let Err(e) = ctx
         .catalog()
@@ -139,7 +166,7 @@ fn revert(ctx: &Ctx, target: &Path) -> Result<Outcome> {
             target.display()
         )
     })?;
-    Ok(Outcome::Reverted)
+    Ok(reverted.outcome())
 }
 
 /// `--recover`: finish or undo whatever a crash interrupted.

@@ -301,3 +301,35 @@ fn a_crash_in_the_middle_of_a_revert_is_finished_by_recovery() {
         fs::remove_dir_all(&t).unwrap();
     });
 }
+
+#[test]
+fn a_damaged_plan_json_stops_recovery_and_keeps_the_backups() {
+    let fx = Fx::new();
+    let r = reference(&fx, &fx.archive, "ref");
+    let t = fx.new_pack("damaged-plan");
+    let name = "after-install-3";
+    assert_aborted(run_transplant(&fx, &fx.archive, &t, Some(name)), name);
+    let dirs = txn_dirs(&t);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let plan = dirs[0].join("plan.json");
+    let good = fs::read(&plan).unwrap();
+    fs::write(&plan, &good[..good.len() / 2]).unwrap();
+    let mid = pack_digest(&t);
+
+    // Without its plan the journal's installs cannot be undone: nothing is rolled back, and
+    // nothing of the transaction (its backups included) is deleted.
+    let rec = fx
+        .env
+        .run(["transplant".as_ref(), "--recover".as_ref(), t.as_os_str()]);
+    assert_eq!(rec.code, Some(1), "{rec}");
+    assert!(rec.stderr.contains("plan.json"), "{rec}");
+    assert_eq!(txn_dirs(&t), dirs, "the transaction directory must stay");
+    assert!(dirs[0].join("journal").exists() && dirs[0].join("backup").is_dir());
+    assert_same("after the refused recovery", &pack_digest(&t), &mid);
+
+    // With plan.json restored, recovery rolls back to exactly "before".
+    fs::write(&plan, &good).unwrap();
+    recover(&fx.env, &t);
+    assert_same("after recovery", &pack_digest(&t), &r.before);
+    assert_no_txn(&t);
+}
