@@ -178,28 +178,27 @@ mod tests {
     #[test]
     fn urls() {
         let root = Path::new("/opt/wso2am-4.2.0");
-        assert_eq!(
-            parse_url(
-                root,
-                "jdbc:h2:./repository/database/WSO2AM_DB;AUTO_SERVER=TRUE"
+        let cases = [
+            (
+                "jdbc:h2:./repository/database/WSO2AM_DB;AUTO_SERVER=TRUE",
+                Location::InPack("repository/database/WSO2AM_DB".into()),
             ),
-            Location::InPack("repository/database/WSO2AM_DB".into())
-        );
-        assert_eq!(
-            parse_url(root, "jdbc:h2:repository/database/WSO2CARBON_DB"),
-            Location::InPack("repository/database/WSO2CARBON_DB".into())
-        );
-        assert_eq!(
-            parse_url(
-                root,
-                "jdbc:h2:../tmpStatDB/WSO2AM_STATS_DB;DB_CLOSE_ON_EXIT=FALSE"
+            (
+                "jdbc:h2:repository/database/WSO2CARBON_DB",
+                Location::InPack("repository/database/WSO2CARBON_DB".into()),
             ),
-            Location::External("/opt/tmpStatDB/WSO2AM_STATS_DB".into())
-        );
-        assert_eq!(
-            parse_url(root, "jdbc:h2:/opt/wso2am-4.2.0/repository/database/X"),
-            Location::InPack("repository/database/X".into())
-        );
+            (
+                "jdbc:h2:../tmpStatDB/WSO2AM_STATS_DB;DB_CLOSE_ON_EXIT=FALSE",
+                Location::External("/opt/tmpStatDB/WSO2AM_STATS_DB".into()),
+            ),
+            (
+                "jdbc:h2:/opt/wso2am-4.2.0/repository/database/X",
+                Location::InPack("repository/database/X".into()),
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(parse_url(root, url), want, "{url}");
+        }
         assert!(matches!(
             parse_url(root, "jdbc:h2:tcp://db:9092/x"),
             Location::NotAFile(_)
