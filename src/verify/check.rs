@@ -235,11 +235,17 @@ fn sidecar(archive: &Path, c: &ArchiveContents, found: &mut Found) {
         found.push(ProblemKind::Sidecar, &side, None, detail);
         return;
     };
-    if n != &name {
+    let digest_ok = c.archive_sha256.as_deref() == Some(hex.as_str());
+    if n != &name && digest_ok {
+        // An archive renamed together with its sidecar: the digest still vouches for it.
+        found.warnings.push(format!(
+            "{side} names {n:?}, not {name:?}, but its digest matches: the archive was renamed with its sidecar"
+        ));
+    } else if n != &name {
         let detail = format!("names {n:?}, not {name:?}");
         found.push(ProblemKind::Sidecar, &side, None, detail);
     }
-    if c.archive_sha256.as_deref() != Some(hex.as_str()) {
+    if !digest_ok {
         let actual = c.archive_sha256.as_deref().unwrap_or("(unreadable)");
         let detail = format!("digest {hex} does not match the archive's {actual}");
         found.push(ProblemKind::Sidecar, &side, None, detail);

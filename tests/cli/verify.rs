@@ -335,23 +335,39 @@ fn wrong_sidecar_is_a_mismatch() {
         "names the sidecar: {r}"
     );
 
-    // the right digest, but naming another file
+    // the right digest, but naming another file: an archive renamed with its sidecar is a
+    // warning (issue 9 item 17), not a mismatch
     fs::write(
         &sidecar,
         format!("{}  other.tar.zst\n", sha256_file(&archive)),
     )
     .unwrap();
     let r = verify(&env, &archive, &["--json"]);
-    assert_eq!(r.code, Some(5), "{r}");
+    assert_eq!(r.code, Some(0), "{r}");
     let doc = r.json();
-    assert_eq!(problems(&doc), [("sidecar".to_string(), side, None)]);
+    assert_eq!(problems(&doc), []);
     assert!(
-        doc["problems"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("other.tar.zst"),
+        doc["warnings"].to_string().contains("other.tar.zst"),
         "{doc}"
     );
+    // another name and a wrong digest: a mismatch naming both
+    fs::write(
+        &sidecar,
+        format!("{first}{}  other.tar.zst\n", &good[1..64]),
+    )
+    .unwrap();
+    let r = verify(&env, &archive, &["--json"]);
+    assert_eq!(r.code, Some(5), "{r}");
+    let doc = r.json();
+    assert!(
+        doc["problems"].to_string().contains("other.tar.zst"),
+        "{doc}"
+    );
+    assert!(
+        doc["problems"].to_string().contains("does not match"),
+        "{doc}"
+    );
+    let _ = side;
 
     // not a sha256sum line at all
     fs::write(&sidecar, "garbage\n").unwrap();
