@@ -122,6 +122,7 @@ pub fn write_snapshot(
     }
     let started = Instant::now();
     // From here on an error drops the temp file's owner (`tmp`, then the sink), which deletes it.
+    let stale = remove_stale_temps(fsutil::parent_of(out));
     let tmp = temp_beside(out)?;
     let tmp_path = tmp.path().to_path_buf();
     let mut meta = meta_of(plan, opts.allow_running);
@@ -146,7 +147,9 @@ pub fn write_snapshot(
     write_sidecar(out, &digest)?;
     fsutil::fsync_dir(fsutil::parent_of(out))?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(summary(plan, opts, digest, bytes_out, stats, seconds))
+    let mut s = summary(plan, opts, digest, bytes_out, stats, seconds);
+    s.warnings.extend(stale);
+    Ok(s)
 }
 
 /// The `snapshot.json` record of `plan` (not a baseline; the caller sets that).
@@ -215,14 +218,53 @@ fn refuse_if_running(plan: &Plan, allow_running: bool) -> Result<()> {
 }
 
 /// `.NAME.XXXXXX.tmp` beside `out`, mode 0600; deleted when dropped unless persisted.
+/// The temp file's name is `.NAME.carryover-PID.RANDOM.tmp`: the pid tells a later snapshot
+/// whether its writer is gone.
 fn temp_beside(out: &Path) -> Result<NamedTempFile> {
     let dir = fsutil::parent_of(out);
     tempfile::Builder::new()
-        .prefix(&format!(".{}.", file_name(out)))
+        .prefix(&format!(
+            ".{}.carryover-{}.",
+            file_name(out),
+            std::process::id()
+        ))
         .suffix(".tmp")
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .at(dir)
+}
+
+/// Removes temp files of carryover's own naming in `dir` whose snapshot process is gone (killed
+/// by SIGKILL or a crash); names each one removed.
+fn remove_stale_temps(dir: &Path) -> Vec<String> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = stale_pid(&name) else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive && fs::remove_file(e.path()).is_ok() {
+            removed.push(format!(
+                "removed {}, left by an interrupted snapshot (pid {pid})",
+                e.path().display()
+            ));
+        }
+    }
+    removed
+}
+
+/// The pid in `.NAME.carryover-PID.RANDOM.tmp`.
+fn stale_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, tail) = rest.rsplit_once(".carryover-")?;
+    let (pid, _random) = tail.split_once('.')?;
+    pid.parse().ok().filter(|&p| p > 0)
 }
 
 fn file_name(path: &Path) -> String {
@@ -259,6 +301,11 @@ fn summary(
                 plan.liveness.summary()
             ),
         );
+    }
+    for d in &stats.dirs_changed {
+        warnings.push(format!(
+            "{d} changed while the snapshot ran: entries added or removed since it was read are not in the archive (stop the server and snapshot again)"
+        ));
     }
     let id = &plan.pack.identity;
     let out = &opts.output;

@@ -27,6 +27,8 @@ pub struct Source<'a> {
     hasher: Sha256,
     checker: Checker,
     short: bool,
+    /// Reading the file failed (as opposed to writing the archive).
+    read_failed: bool,
     progress: &'a dyn Progress,
     cancel: &'a Cancel,
 }
@@ -60,9 +62,15 @@ impl<'a> Source<'a> {
             hasher: Sha256::new(),
             checker: Checker::new(check, size),
             short: false,
+            read_failed: false,
             progress,
             cancel,
         }
+    }
+
+    /// Whether an error came from reading the file (else it came from writing the archive).
+    pub fn read_failed(&self) -> bool {
+        self.read_failed
     }
 
     /// The digest and verdicts, once the content has been read.
@@ -85,7 +93,9 @@ impl<'a> Source<'a> {
             0
         } else {
             // An EINTR surfaces as ErrorKind::Interrupted, which io::copy retries.
-            self.file.read(&mut self.buf[..want])?
+            self.file.read(&mut self.buf[..want]).inspect_err(|e| {
+                self.read_failed = e.kind() != io::ErrorKind::Interrupted;
+            })?
         };
         if n == 0 {
             // The file shrank while being read: keep the tar well-formed, flag the entry.

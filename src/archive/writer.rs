@@ -9,7 +9,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::format::{
     CorruptRecord, EntryType, IndexEntry, SnapshotMeta, INDEX_JSON, SHA256SUMS, SNAPSHOT_JSON,
@@ -62,6 +62,12 @@ pub struct WriteStats {
     pub changed: Vec<String>,
     /// Files found damaged (only with `allow_corrupt`).
     pub corrupt: Vec<CorruptRecord>,
+    /// Directories whose entries changed while the snapshot ran (files added or removed then
+    /// are not in it).
+    pub dirs_changed: Vec<String>,
+    /// Each directory written, with its mtime then (to find the ones that changed).
+    #[doc(hidden)]
+    pub dir_times: Vec<(PathBuf, String, i64, i64)>,
 }
 
 /// The state of one pass.
@@ -115,9 +121,15 @@ impl ArchiveWriter<'_> {
         let Pass {
             mut tar,
             spool,
-            stats,
+            mut stats,
             ..
         } = pass;
+        for (abs, name, secs, nsec) in std::mem::take(&mut stats.dir_times) {
+            let now = fs::symlink_metadata(&abs).map(|m| (m.mtime(), m.mtime_nsec()));
+            if now.ok() != Some((secs, nsec)) {
+                stats.dirs_changed.push(name);
+            }
+        }
         let ((index, index_len), (sums, sums_len)) =
             spool.finish(&stats.changed, &stats.corrupt)?;
         tar.append_record(INDEX_JSON, index_len, index).at(out)?;
@@ -153,6 +165,12 @@ impl<W: Write> Pass<'_, W> {
             .at(self.job.output)?;
         self.stats.dirs += 1;
         let mtime = meta.mtime();
+        self.stats.dir_times.push((
+            abs.to_path_buf(),
+            name.to_string(),
+            mtime,
+            meta.mtime_nsec(),
+        ));
         self.spool
             .entry(&index_entry(name, EntryType::Dir, entry.mode, mtime, rule))
     }
@@ -197,15 +215,24 @@ impl<W: Write> Pass<'_, W> {
             job.progress,
             job.cancel,
         );
-        self.tar
-            .append(h, name, None, &mut src)
-            .map_err(|e| io_err(abs, e, job.cancel))?;
+        if let Err(e) = self.tar.append(h, name, None, &mut src) {
+            // A full disk is the output's problem, not the pack file's being read.
+            let at = if src.read_failed() { abs } else { job.output };
+            return Err(io_err(at, e, job.cancel));
+        }
         let read = src.finish();
         let after = file.metadata().at(abs)?;
+        // A same-size rewrite that restores the mtime (cp -p, rsync -t) still moves the ctime;
+        // a file replaced by rename is another inode at the path.
+        let replaced =
+            fs::metadata(abs).map_or(true, |m| m.ino() != before.ino() || m.dev() != before.dev());
         let changed = read.short
+            || replaced
             || after.len() != size
             || after.mtime() != before.mtime()
-            || after.mtime_nsec() != before.mtime_nsec();
+            || after.mtime_nsec() != before.mtime_nsec()
+            || after.ctime() != before.ctime()
+            || after.ctime_nsec() != before.ctime_nsec();
         if changed {
             self.changed(name, abs)?;
         }
@@ -235,7 +262,7 @@ impl<W: Write> Pass<'_, W> {
         if !self.job.allow_changed {
             return Err(Error::invalid(
                 abs,
-                "changed while it was read (size or mtime); is a server running? \
+                "changed while it was read (size, mtime, ctime or inode); is a server running? \
                  stop it, or take the snapshot with --allow-running",
             ));
         }

@@ -289,3 +289,112 @@ fn signals_exit_130_and_143_within_a_second() {
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "left files behind");
     }
 }
+
+/// Item 23: a snapshot onto a full disk names the output, not the pack file it was reading; a
+/// snapshot killed by SIGKILL leaves a temp file that the next snapshot into that directory
+/// removes, saying so.
+#[test]
+fn a_full_disk_names_the_output_and_stale_temp_files_are_removed() {
+    let env = TestEnv::new();
+    let pack = env.copy_example("wso2am-4.2.0-old");
+    crate::common::write_random_file(&pack.join("repository/data/big.bin"), 4 << 20, 3);
+    let small = env.path().join("small");
+    fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "mount -t tmpfs (the tests run as root)");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(small.clone());
+    let out = small.join("s.tar.zst");
+    let r = env.run([
+        "snapshot".as_ref(),
+        pack.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(
+        r.stderr.contains(&*out.to_string_lossy()),
+        "names the output: {r}"
+    );
+    assert!(r.stderr.contains("No space left"), "{r}");
+    assert!(!r.stderr.contains("big.bin"), "blames the pack file: {r}");
+    assert_eq!(
+        fs::read_dir(&small).unwrap().count(),
+        0,
+        "left files behind"
+    );
+
+    // A temp file of a snapshot that was killed (pid gone) is removed by the next one.
+    let dir = env.path().join("out");
+    fs::create_dir(&dir).unwrap();
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    dead.wait().unwrap();
+    let stale = dir.join(format!(".old.tar.zst.carryover-{pid}.AbC123.tmp"));
+    fs::write(&stale, b"half an archive").unwrap();
+    let other = dir.join(".unrelated.tmp");
+    fs::write(&other, b"not ours").unwrap();
+    let doc = env.snapshot(&pack, &dir.join("new.tar.zst"), &[]);
+    assert!(!stale.exists(), "the stale temp file is still there");
+    assert!(other.exists(), "removed a file that is not carryover's");
+    assert!(
+        doc["warnings"].to_string().contains(&format!("pid {pid}")),
+        "{doc}"
+    );
+}
+
+/// Item 24: a same-size rewrite that restores the mtime (cp -p / rsync -t style) while the file is
+/// read is caught by its ctime.
+#[test]
+fn a_same_size_rewrite_with_the_mtime_restored_is_caught() {
+    use std::time::{Duration, Instant};
+    let env = TestEnv::new();
+    let pack = env.copy_example("wso2am-4.2.0-old");
+    let _ = fs::remove_file(pack.join("wso2carbon.pid"));
+    let big = pack.join("repository/data/big.bin");
+    crate::common::write_random_file(&big, 48 << 20, 5);
+    let mtime = filetime::FileTime::from_last_modification_time(&fs::metadata(&big).unwrap());
+    let out = env.path().join("s.tar.zst");
+    let mut proc = Spawned::new(
+        env.std_cmd()
+            .args(["snapshot", "--level", "19", "-o"])
+            .arg(&out)
+            .arg(&pack)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    // Wait until the snapshot reads big.bin (its temp file grows), then rewrite it in place.
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        proc.child.try_wait().unwrap().is_none(),
+        "finished too soon"
+    );
+    let mut data = fs::read(&big).unwrap();
+    data[1000] ^= 0xff;
+    fs::write(&big, &data).unwrap();
+    filetime::set_file_mtime(&big, mtime).unwrap();
+    let status = proc.child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(proc.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "torn capture not caught ({:?}): {stderr}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("big.bin") && stderr.contains("changed while it was read"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
