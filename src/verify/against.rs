@@ -16,6 +16,7 @@ use crate::manifest::{Kind, Manifest, Origin, Selection, Strategy};
 use crate::pack::Pack;
 use crate::plan::{Entry, EntryKind, Plan};
 use crate::progress::{Cancel, Progress};
+use crate::transplant::record;
 
 /// Verifies the archive, then compares `pack`'s current state for the snapshot's rules with it.
 ///
@@ -97,6 +98,7 @@ fn compare(
         .filter(|r| r.kind == Kind::Config && r.strategy == Strategy::Merge)
         .map(|r| r.name.as_str())
         .collect();
+    let installed = merged_by_transplant(&plan.pack.root, &report.archive, &merged);
     let mut problems = Vec::new();
     for e in listed {
         let Some((cur, _)) = current.get(&e.path) else {
@@ -110,22 +112,30 @@ fn compare(
             continue;
         };
         cancel.check()?;
-        let Some(d) = difference(&plan.pack.root, cur, e)? else {
+        if let Some(m) = installed.get(&e.path) {
+            // Merged from this very snapshot by a transplant: it must be what that merge wrote.
+            if let Some(p) = check_merged(&plan.pack.root, cur, e, m, report)? {
+                problems.push(p);
+            }
             continue;
-        };
-        if merged.contains(e.rule.as_str()) && matches!(cur.kind, EntryKind::File { .. }) {
-            // Merge-strategy config: after a transplant it holds the update's changes too.
-            report.warnings.push(format!(
-                "{}: {d} (config merged by transplant; not counted as a mismatch)",
-                e.path
-            ));
-        } else {
-            problems.push(Problem::new(
+        }
+        match difference(&plan.pack.root, cur, e)? {
+            Some(d) => problems.push(Problem::new(
                 ProblemKind::Changed,
                 &e.path,
                 Some(&e.rule),
                 d,
-            ));
+            )),
+            None => {
+                if let Some(d) = metadata_difference(cur, e.mode, e.mtime, e.kind) {
+                    problems.push(Problem::new(
+                        ProblemKind::Metadata,
+                        &e.path,
+                        Some(&e.rule),
+                        d,
+                    ));
+                }
+            }
         }
     }
     problems.extend(extras(&current, listed));
@@ -136,6 +146,110 @@ fn compare(
     report.problems.extend(problems);
     report.ok = report.problems.is_empty() && report.readable;
     Ok(())
+}
+
+/// What a transplant of this archive merged into the pack: path -> (digest, mode, mtime, txn),
+/// from the newest committed transaction whose source is this archive. Only those files are
+/// exempt from the snapshot's digest, and only if they still hold what the merge wrote.
+fn merged_by_transplant(
+    pack: &Path,
+    archive: &Path,
+    merged: &BTreeSet<&str>,
+) -> BTreeMap<String, Installed> {
+    let want = std::fs::canonicalize(archive).unwrap_or_else(|_| archive.to_path_buf());
+    let mut out = BTreeMap::new();
+    for dir in record::list_txns(pack).iter().rev() {
+        if record::state_of(dir) != record::TxnState::Committed {
+            continue;
+        }
+        let Ok(Some(txn)) = record::read_plan(dir) else {
+            continue;
+        };
+        let src = Path::new(&txn.source);
+        let src = std::fs::canonicalize(src).unwrap_or_else(|_| src.to_path_buf());
+        if src != want {
+            continue;
+        }
+        for s in &txn.staged {
+            let Some(d) = txn.decisions.get(s.rule) else {
+                continue;
+            };
+            if merged.contains(d.rule.as_str()) && d.dst.as_deref() == Some(s.dst.as_str()) {
+                out.insert(
+                    s.dst.clone(),
+                    Installed {
+                        sha256: s.sha256.clone(),
+                        mode: s.mode,
+                        mtime: s.mtime,
+                        txn: txn.id.clone(),
+                    },
+                );
+            }
+        }
+        break;
+    }
+    out
+}
+
+/// A config file as a transplant's merge installed it.
+struct Installed {
+    sha256: Option<String>,
+    mode: u32,
+    mtime: i64,
+    txn: String,
+}
+
+/// A merged file against what the merge installed: a problem when it changed since.
+fn check_merged(
+    root: &Path,
+    cur: &Entry,
+    e: &IndexEntry,
+    m: &Installed,
+    report: &mut VerifyReport,
+) -> Result<Option<Problem>> {
+    let now = match cur.kind {
+        EntryKind::File { .. } => Some(sha256_file(&root.join(&cur.rel))?),
+        _ => None,
+    };
+    if now != m.sha256 {
+        let detail = format!(
+            "differs from what transplant {} merged into the pack (edited since?)",
+            m.txn
+        );
+        return Ok(Some(Problem::new(
+            ProblemKind::Changed,
+            &e.path,
+            Some(&e.rule),
+            detail,
+        )));
+    }
+    if let Some(d) = metadata_difference(cur, m.mode, m.mtime, EntryType::File) {
+        return Ok(Some(Problem::new(
+            ProblemKind::Metadata,
+            &e.path,
+            Some(&e.rule),
+            d,
+        )));
+    }
+    if e.sha256 != m.sha256 {
+        report.warnings.push(format!(
+            "{}: merged by transplant {} (your changes and the update's); it holds what that merge wrote",
+            e.path, m.txn
+        ));
+    }
+    Ok(None)
+}
+
+/// Mode (and, for files and links, mtime) differences of an entry whose content is the same.
+fn metadata_difference(cur: &Entry, mode: u32, mtime: i64, kind: EntryType) -> Option<String> {
+    let mut d = Vec::new();
+    if kind != EntryType::Symlink && cur.mode != mode {
+        d.push(format!("mode {:o} vs snapshot {mode:o}", cur.mode));
+    }
+    if kind != EntryType::Dir && cur.mtime != mtime.max(0) {
+        d.push(format!("mtime {} vs snapshot {mtime}", cur.mtime));
+    }
+    (!d.is_empty()).then(|| d.join("; "))
 }
 
 /// The pack's entries the snapshot does not hold.

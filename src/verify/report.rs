@@ -34,6 +34,8 @@ pub enum ProblemKind {
     Unsafe,
     /// A record above the size carryover reads (not read).
     Oversized,
+    /// Same content, but the mode or mtime differ.
+    Metadata,
 }
 
 /// One problem: what, where, under which rule.

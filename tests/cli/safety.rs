@@ -398,3 +398,64 @@ fn a_same_size_rewrite_with_the_mtime_restored_is_caught() {
     );
     assert!(!out.exists());
 }
+
+/// Item 10: `verify --against` counts drift in merged config files unless the pack's own
+/// transaction record shows they were merged from this snapshot (and still hold that merge), and
+/// reports mode/mtime changes as their own kind.
+#[test]
+fn verify_against_counts_config_drift_and_metadata_changes() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let against = |pack: &std::path::Path| {
+        env.run([
+            "verify".as_ref(),
+            "--json".as_ref(),
+            archive.as_os_str(),
+            "--against".as_ref(),
+            pack.as_os_str(),
+        ])
+    };
+    assert_eq!(against(&old).code, Some(0));
+    // A pack never transplanted: an edit of deployment.toml is drift.
+    let toml = old.join("repository/conf/deployment.toml");
+    let mut text = fs::read_to_string(&toml).unwrap();
+    text.push_str("\n# edited after the snapshot\n");
+    fs::write(&toml, text).unwrap();
+    let r = against(&old);
+    assert_eq!(r.code, Some(5), "{r}");
+    assert!(
+        r.stdout.contains("\"changed\"") && r.stdout.contains("deployment.toml"),
+        "{r}"
+    );
+
+    // After a merged transplant: exempt while it holds what the merge wrote...
+    let r = env.run([
+        "transplant".as_ref(),
+        archive.as_os_str(),
+        new.as_os_str(),
+        "--base".as_ref(),
+        crate::common::example("pristine-4.2.0").as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let r = against(&new);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(r.stdout.contains("merged by transplant"), "{r}");
+    // ...drift once someone edits it.
+    let merged = new.join("repository/conf/deployment.toml");
+    let mut text = fs::read_to_string(&merged).unwrap();
+    text.push_str("\n# edited after the transplant\n");
+    fs::write(&merged, text).unwrap();
+    let r = against(&new);
+    assert_eq!(r.code, Some(5), "{r}");
+    assert!(r.stdout.contains("differs from what transplant"), "{r}");
+
+    // A chmod is a metadata change, its own kind.
+    let f = new.join("repository/data/org.example/notes.txt");
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    let r = against(&new);
+    assert!(r.stdout.contains("\"metadata\""), "{r}");
+    assert!(r.stdout.contains("mode 600 vs snapshot 644"), "{r}");
+}
