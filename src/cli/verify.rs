@@ -39,12 +39,13 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Outcome> {
         .report(&report, !report.ok, || render(&report, ctx.out.verbose))?;
     let outcome = report.outcome()?;
     if outcome == Outcome::Mismatch {
-        // One line on stderr for logs that only keep stderr; the report has the details.
-        eprintln!(
-            "carryover: error: {}: verification found {} problem(s)",
-            report.archive.display(),
-            report.problems.len()
-        );
+        // One line on stderr for logs that only keep stderr (JSON under --json); the report
+        // has the details.
+        let note = carryover::Error::Mismatch {
+            path: report.archive.clone(),
+            count: report.problems.len(),
+        };
+        ctx.out.error(&note, outcome.exit_code());
     }
     Ok(outcome)
 }

@@ -33,7 +33,19 @@ pub fn verify_against(
     let (contents, mut report) = read_checked(archive, progress, cancel)?;
     report.against = Some(pack.to_path_buf());
     if let (Some(meta), Some(index)) = (&contents.meta, &contents.index) {
-        let plan = current_plan(archive, meta, pack)?;
+        // Shared lock for the comparison (no transplant swaps the pack under it), after
+        // recovering an interrupted one, as every reading command does.
+        let opened = crate::access::open_for_read(pack)?;
+        if let Some(rec) = opened.recovered.as_ref().filter(|r| !r.is_empty()) {
+            report.warnings.push(format!(
+                "recovered {} first: rolled back {:?}, finished reverts {:?}",
+                opened.pack.root.display(),
+                rec.rolled_back,
+                rec.reverts_finished
+            ));
+        }
+        let _lock = opened.lock;
+        let plan = current_plan(archive, meta, opened.pack)?;
         compare(&mut report, &plan, meta, &listed(&contents, index), cancel)?;
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -41,7 +53,7 @@ pub fn verify_against(
 }
 
 /// The pack planned with the manifest the snapshot recorded.
-fn current_plan(archive: &Path, meta: &SnapshotMeta, pack: &Path) -> Result<Plan> {
+fn current_plan(archive: &Path, meta: &SnapshotMeta, pack: Pack) -> Result<Plan> {
     let origin = Origin::File(PathBuf::from(format!(
         "{}:snapshot.json",
         archive.display()
@@ -51,7 +63,7 @@ fn current_plan(archive: &Path, meta: &SnapshotMeta, pack: &Path) -> Result<Plan
         manifest,
         reason: "the manifest recorded in the snapshot".into(),
     };
-    Plan::build(Pack::open(pack)?, selection)
+    Plan::build(pack, selection)
 }
 
 /// What the snapshot holds, as the index described it.

@@ -66,6 +66,17 @@ fn readers_and_writers_of_one_pack_exclude_each_other() {
         r.stderr.contains("warning") && r.stderr.contains("writing this pack"),
         "{r}"
     );
+    let r = env.run([
+        "verify".as_ref(),
+        archive.as_os_str(),
+        "--against".as_ref(),
+        old.as_os_str(),
+    ]);
+    assert_eq!(
+        r.code,
+        Some(6),
+        "verify --against takes the shared lock: {r}"
+    );
     drop(writer);
 
     let reader = hold_flock(&new, false);
