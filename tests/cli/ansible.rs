@@ -837,8 +837,8 @@ fn a_conflict_on_a_gateway_stops_the_rollout_after_its_batch_and_continue_comple
         .ran
         .stdout
         .lines()
-        .filter(|l| l.starts_with("fatal: [gw1]"))
-        .last()
+        .rev()
+        .find(|l| l.starts_with("fatal: [gw1]"))
         .unwrap_or_else(|| panic!("no failure for gw1\n{}", play.tail()));
     for want in [
         "exit 3 (conflicts)",

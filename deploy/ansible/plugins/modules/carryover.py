@@ -453,8 +453,6 @@ def main():
         result["ansible_facts"] = dict(carryover_snapshot=report)
     if command == "verify" and isinstance(report, dict):
         result["ansible_facts"] = dict(carryover_verify=report)
-    if command == "transplant" and isinstance(report, dict):
-        result["ansible_facts"] = dict(carryover_transplant=report)
 
     ok = rc == SUCCESS[command]
     if ok:
