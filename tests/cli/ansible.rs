@@ -324,11 +324,11 @@ impl Deployment {
             .unwrap_or_else(|| panic!("no node {name}"))
     }
 
-    /// `ansible-playbook -i INVENTORY deploy/ansible/playbooks/rollout.yml EXTRA...` with a
-    /// hermetic environment; the output is also kept in `<tmp>/play-N.log`.
-    fn play(&self, extra: &[&str]) -> Play {
-        let t0 = Instant::now();
-        let mut c = Command::new(self.ansible.join("ansible-playbook"));
+    /// `PROGRAM` of the Ansible install with a hermetic environment: its own HOME, temp dirs,
+    /// config and collections path (the collection from this checkout), no colours, no
+    /// inherited `ANSIBLE_*` or `CARRYOVER_*` variable.
+    fn ansible_command(&self, program: &str) -> Command {
+        let mut c = Command::new(self.ansible.join(program));
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
             if k.starts_with("ANSIBLE_") || k.starts_with("CARRYOVER_") {
@@ -340,11 +340,7 @@ impl Deployment {
             std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
         ))
         .unwrap();
-        c.arg("-i")
-            .arg(&self.inventory)
-            .arg(repo().join("deploy/ansible/playbooks/rollout.yml"))
-            .args(extra)
-            .env("PATH", path)
+        c.env("PATH", path)
             .env("HOME", p.join("home"))
             .env("XDG_DATA_HOME", p.join("xdg"))
             .env("TMPDIR", p.join("tmp"))
@@ -361,6 +357,19 @@ impl Deployment {
             .env("ANSIBLE_STDOUT_CALLBACK", "default")
             .current_dir(p)
             .stdin(Stdio::null());
+        c
+    }
+
+    /// `ansible-playbook -i INVENTORY deploy/ansible/playbooks/rollout.yml EXTRA...`; the output
+    /// is also kept in `<tmp>/play-N.log`.
+    fn play(&self, extra: &[&str]) -> Play {
+        let t0 = Instant::now();
+        let p = self.env.path();
+        let mut c = self.ansible_command("ansible-playbook");
+        c.arg("-i")
+            .arg(&self.inventory)
+            .arg(repo().join("deploy/ansible/playbooks/rollout.yml"))
+            .args(extra);
         let ran = Ran::from_output(c.output().expect("run ansible-playbook"));
         let n = fs::read_dir(p)
             .unwrap()
@@ -379,6 +388,36 @@ impl Deployment {
             log.display()
         );
         Play { ran }
+    }
+
+    /// One ad-hoc task of the module on localhost: `ansible localhost -m carryover.wso2.carryover
+    /// -a ARGS [--check]`; whether it failed, and its result.
+    fn module(&self, args: Value, check: bool) -> (bool, Value) {
+        let mut c = self.ansible_command("ansible");
+        c.args(["localhost", "-c", "local", "-i", "localhost,"])
+            .args([
+                "-e",
+                "ansible_python_interpreter={{ ansible_playbook_python }}",
+            ])
+            .args(["-m", "carryover.wso2.carryover", "-a"])
+            .arg(args.to_string());
+        if check {
+            c.arg("--check");
+        }
+        let r = Ran::from_output(c.output().expect("run ansible"));
+        let (head, json) = r
+            .stdout
+            .split_once(" => ")
+            .unwrap_or_else(|| panic!("no result from ansible -m carryover: {r}"));
+        let result: Value = serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("ansible printed no JSON result ({e}): {r}"));
+        let failed = head.contains("FAILED");
+        assert_eq!(
+            r.code,
+            Some(if failed { 2 } else { 0 }),
+            "ansible exit code: {r}"
+        );
+        (failed, result)
     }
 
     /// The state of a node that a play must leave alone.
@@ -1029,4 +1068,151 @@ fn the_collection_is_ansible_lint_clean() {
     );
     assert_eq!(r.code, Some(0), "ansible-lint: {r}");
     assert!(r.both().contains("Passed"), "{r}");
+}
+
+#[test]
+fn the_module_maps_exit_codes_to_results_with_the_evidence() {
+    let Some(ansible) = require_ansible("the_module_maps_exit_codes_to_results") else {
+        return;
+    };
+    let d = Deployment::new(ansible, &[TM1]);
+    let n = d.node("tm1");
+    let bin = assert_cmd::cargo::cargo_bin("carryover");
+    let base = serde_json::json!({
+        "binary": bin,
+        "catalog": n.catalog,
+    });
+    let with = |extra: Value| {
+        let mut v = base.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let snap = n.dir.join("snap.tar.zst");
+
+    // inspect: a server runs on the old pack, with the evidence.
+    let (failed, r) = d.module(
+        with(serde_json::json!({"command": "inspect", "pack": n.old})),
+        false,
+    );
+    assert!(!failed, "{r}");
+    assert_eq!(
+        (r["running"].clone(), r["changed"].clone()),
+        (true.into(), false.into()),
+        "{r}"
+    );
+    assert!(
+        r["evidence"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "live-process")),
+        "{r}"
+    );
+    // exit 6: refused, failed with the evidence.
+    let (failed, r) = d.module(
+        with(serde_json::json!({"command": "snapshot", "pack": n.old, "snapshot": snap})),
+        false,
+    );
+    assert!(failed, "{r}");
+    assert_eq!(
+        (r["rc"].clone(), r["outcome"].clone()),
+        (6.into(), "refused".into()),
+        "{r}"
+    );
+    assert!(
+        r["msg"].as_str().unwrap().starts_with("exit 6 (refused"),
+        "{r}"
+    );
+    assert!(!r["evidence"].is_null(), "{r}");
+    assert!(!snap.exists());
+
+    // exit 0: a snapshot once the server is stopped; changed, its JSON as a fact.
+    run_ok(Command::new(fx().join("stop-server.sh")).arg(&n.run));
+    let (failed, r) = d.module(
+        with(serde_json::json!({"command": "snapshot", "pack": n.old, "snapshot": snap})),
+        false,
+    );
+    assert!(!failed && r["changed"] == true, "{r}");
+    assert!(
+        r["ansible_facts"]["carryover_snapshot"]["files"].as_u64() > Some(0),
+        "{r}"
+    );
+
+    // check mode: transplant --dry-run, the plan, the new pack unchanged.
+    let before = pack_digest(&n.new);
+    let transplant = with(serde_json::json!({
+        "command": "transplant", "source": snap, "pack": n.new, "base": n.dir.join("pristine"),
+        "profile": "traffic-manager",
+    }));
+    let (failed, r) = d.module(transplant.clone(), true);
+    assert!(!failed && r["changed"] == true, "{r}");
+    assert_eq!(r["report"]["dry_run"], true, "{r}");
+    assert!(
+        r["cmd"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--dry-run"),
+        "{r}"
+    );
+    assert!(r["plan"].as_array().is_some_and(|p| !p.is_empty()), "{r}");
+    assert_same_tree(
+        "after the check-mode transplant",
+        &pack_digest(&n.new),
+        &before,
+    );
+
+    // exit 5: the new pack does not hold the snapshot's state yet: the mismatches.
+    let verify = with(serde_json::json!({"command": "verify", "snapshot": snap, "against": n.new}));
+    let (failed, r) = d.module(verify.clone(), false);
+    assert!(failed, "{r}");
+    assert_eq!(
+        (r["rc"].clone(), r["outcome"].clone()),
+        (5.into(), "mismatches".into()),
+        "{r}"
+    );
+    assert!(
+        r["evidence"].as_array().is_some_and(|e| !e.is_empty()),
+        "{r}"
+    );
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit 5 (verification mismatches)"),
+        "{r}"
+    );
+
+    // exit 1: nothing to revert.
+    let revert = with(serde_json::json!({"command": "revert", "pack": n.new}));
+    let (failed, r) = d.module(revert.clone(), false);
+    assert!(failed, "{r}");
+    assert_eq!(
+        (r["rc"].clone(), r["outcome"].clone()),
+        (1.into(), "error".into()),
+        "{r}"
+    );
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap()
+            .contains("no transplant to revert"),
+        "{r}"
+    );
+
+    // exit 0 then exit 4: the transplant is changed; the revert succeeds (rc 4, not a
+    // failure) and gives the pack back byte for byte.
+    let (failed, r) = d.module(transplant, false);
+    assert!(!failed && r["changed"] == true && r["rc"] == 0, "{r}");
+    assert!(r["txn"].is_string(), "{r}");
+    let (failed, r) = d.module(verify, false);
+    assert!(!failed && r["changed"] == false, "{r}");
+    let (failed, r) = d.module(revert, false);
+    assert!(!failed, "{r}");
+    assert_eq!(
+        (r["rc"].clone(), r["outcome"].clone(), r["changed"].clone()),
+        (4.into(), "reverted".into(), true.into()),
+        "{r}"
+    );
+    assert_same_tree("after the module's revert", &pack_digest(&n.new), &before);
 }
