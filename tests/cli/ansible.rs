@@ -1108,6 +1108,7 @@ fn the_module_maps_exit_codes_to_results_with_the_evidence() {
             .is_some_and(|e| e.iter().any(|e| e["kind"] == "live-process")),
         "{r}"
     );
+    assert_eq!(r["profiled"], false, "{r}");
     // exit 6: refused, failed with the evidence.
     let (failed, r) = d.module(
         with(serde_json::json!({"command": "snapshot", "pack": n.old, "snapshot": snap})),

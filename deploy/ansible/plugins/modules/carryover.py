@@ -67,9 +67,10 @@ options:
     type: path
   reoptimize:
     description:
-      - C(transplant) only. Pass C(--reoptimize) when C(carryover transplant --help) lists it.
-        When it does not, nothing is passed and the profile advice of the transplant's JSON
-        is returned in RV(profile_advice).
+      - C(transplant) only. Pass C(--reoptimize) when C(carryover transplant --help) lists it
+        and C(carryover inspect) finds the new pack (or an old-pack source) profile-optimised
+        (profileSetup.sh leftovers). When carryover has no such option, nothing is passed and
+        the profile advice of the transplant's JSON is returned in RV(profile_advice).
     type: bool
     default: true
   profile:
@@ -145,6 +146,10 @@ running:
   description: C(inspect) only. Whether a server runs on the pack.
   returned: for inspect
   type: bool
+profiled:
+  description: C(inspect) only. Whether the pack carries profileSetup.sh leftovers.
+  returned: for inspect
+  type: bool
 evidence:
   description: >-
     The evidence behind a refusal or a liveness verdict (inspect: the liveness evidence that
@@ -176,7 +181,9 @@ profile_advice:
   type: list
   elements: str
 reoptimize:
-  description: Whether --reoptimize was requested, is supported by this carryover, and was passed.
+  description: >-
+    Whether --reoptimize was requested, is supported by this carryover, the pack is profiled
+    (null when not looked at), and whether it was passed.
   returned: for transplant
   type: dict
 warnings_carryover:
@@ -265,6 +272,13 @@ class Carryover(object):
 
     def supports(self, sub, flag):
         return flag in self.help_text(sub)
+
+    def profiled(self, pack):
+        """Whether `carryover inspect` finds profileSetup.sh leftovers in the pack."""
+        rc, out, err = self.module.run_command([self.binary, "inspect", "--json", pack])
+        doc = parse_json(out) if rc == 0 else None
+        prof = ((doc or {}).get("pack") or {}).get("profile") or {}
+        return bool(prof.get("backups") or prof.get("profile"))
 
     def common(self):
         args = ["--json"]
@@ -385,10 +399,16 @@ def main():
     elif command == "transplant":
         require_local_or_supported(module, co, "transplant", p["source"], "source")
         dry_run = module.check_mode
-        passed = bool(p["reoptimize"]) and co.supports("transplant", "--reoptimize")
+        supported = co.supports("transplant", "--reoptimize")
+        profiled = None
+        if p["reoptimize"] and supported:
+            source = expand(p["source"])
+            profiled = co.profiled(p["pack"]) or (os.path.isdir(source) and co.profiled(source))
+        passed = bool(p["reoptimize"] and supported and profiled)
         result["reoptimize"] = dict(
             requested=bool(p["reoptimize"]),
-            supported=co.supports("transplant", "--reoptimize"),
+            supported=supported,
+            profiled=profiled,
             passed=passed,
         )
         args = ["transplant"] + co.common() + p["extra_args"]
@@ -431,6 +451,8 @@ def main():
     if command == "inspect" and isinstance(report, dict):
         live = report.get("liveness") or {}
         result["running"] = bool(live.get("running"))
+        prof = (report.get("pack") or {}).get("profile") or {}
+        result["profiled"] = bool(prof.get("backups") or prof.get("profile"))
         result["evidence"] = [
             e for e in live.get("evidence") or [] if e.get("kind") not in ("stale-pid-file", "lock-unknown")
         ]
