@@ -34,12 +34,15 @@ use crate::common::{
 /// Where `scripts/setup` installs the pinned ansible-core and ansible-lint.
 const VENV_BIN: &str = "/opt/carryover-ansible/bin";
 
-/// The directory holding `ansible-playbook`: `$CARRYOVER_ANSIBLE_BIN`, else `PATH`, else the
-/// venv of `scripts/setup`.
+/// The directory holding `ansible-playbook`: `$CARRYOVER_ANSIBLE_BIN`, else
+/// `$CARRYOVER_ANSIBLE_VENV/bin`, else `PATH`, else the venv of `scripts/setup`.
 fn ansible_dir() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("CARRYOVER_ANSIBLE_BIN") {
         dirs.push(d.into());
+    }
+    if let Some(v) = std::env::var_os("CARRYOVER_ANSIBLE_VENV") {
+        dirs.push(PathBuf::from(v).join("bin"));
     }
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
