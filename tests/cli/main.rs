@@ -1,6 +1,7 @@
 //! The one integration-test binary: every module runs the real `carryover` binary in temp dirs
 //! through [`common::TestEnv`].
 
+mod ansible;
 mod common;
 #[cfg(feature = "failpoints")]
 mod crash;
