@@ -205,6 +205,9 @@ impl Catalog {
     }
 
     /// The newest baseline snapshot of `product` `version` whose archive still exists.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
     pub fn baseline(&self, product: &str, version: &str) -> Result<Option<PathBuf>> {
         let mut st = self
             .conn
@@ -226,6 +229,9 @@ impl Catalog {
     }
 
     /// Every record, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
     pub fn list(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         let q = |sql: &str,
@@ -300,6 +306,9 @@ impl Catalog {
     }
 
     /// One record by id (`s3`, `v1`, `t2`) or the latest snapshot of an archive file.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
     pub fn show(&self, key: &str) -> Result<Option<Record>> {
         let all = self.list()?;
         let (table, id) = match (

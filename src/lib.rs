@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+#![warn(clippy::missing_errors_doc)]
 //! carryover: carry the persistent state of a WSO2 server pack into a freshly updated pack.
 //!
 //! Every command reads a pack in three steps, each its own module:

@@ -51,6 +51,9 @@ const BUILTINS: &[(&str, &str)] = &[
 ];
 
 /// Every built-in manifest, validated.
+///
+/// # Errors
+/// A built-in manifest does not validate (a bug caught by the unit tests).
 pub fn builtins() -> Result<Vec<Manifest>> {
     BUILTINS
         .iter()
@@ -69,6 +72,10 @@ pub struct Selection {
 
 /// Chooses the manifest for `product`/`version`: the user's `--manifest` if given, else the
 /// built-in whose range covers the version.
+///
+/// # Errors
+/// The `--manifest` file cannot be read or does not validate; no built-in covers the line
+/// ([`Error::NoManifest`]).
 pub fn select(
     pack: &Path,
     product: &str,

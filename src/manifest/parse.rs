@@ -57,6 +57,9 @@ impl Manifest {
     }
 
     /// Loads a manifest from a file given by the user.
+    ///
+    /// # Errors
+    /// The file cannot be read, or [`Error::Manifest`].
     pub fn load(path: &Path) -> Result<Manifest> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),

@@ -51,6 +51,9 @@ impl fmt::Display for H2Format {
 
 impl H2Format {
     /// Reads the format from the first block of `path`.
+    ///
+    /// # Errors
+    /// The file cannot be opened or read.
     pub fn of_file(path: &Path) -> std::io::Result<H2Format> {
         let mut buf = vec![0u8; 4096];
         let mut f = File::open(path)?;

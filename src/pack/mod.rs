@@ -35,6 +35,9 @@ pub struct Pack {
 
 impl Pack {
     /// Detects the pack at `path` (which must be a directory).
+    ///
+    /// # Errors
+    /// Not a directory or not a pack carryover recognises ([`Error::NotAPack`]); I/O errors.
     pub fn open(path: &Path) -> Result<Pack> {
         let meta = std::fs::metadata(path).at(path)?;
         if !meta.is_dir() {

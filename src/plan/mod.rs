@@ -21,6 +21,10 @@ use crate::pack::{Liveness, Location, Pack};
 
 impl Plan {
     /// Resolves every rule of `selection` against `pack` and probes liveness.
+    ///
+    /// # Errors
+    /// A rule's tree cannot be walked, or holds something that is not a file, directory or
+    /// symlink.
     pub fn build(pack: Pack, selection: Selection) -> Result<Plan> {
         let Selection { manifest, reason } = selection;
         let mut rules = Vec::new();
@@ -79,6 +83,9 @@ impl Plan {
     }
 
     /// Selects the manifest for `pack` (the user's, else the built-in for its line) and plans.
+    ///
+    /// # Errors
+    /// No manifest for the pack's line, or as [`Plan::build`].
     pub fn for_pack(pack: Pack, manifest: Option<&Path>) -> Result<Plan> {
         let id = &pack.identity;
         let sel = crate::manifest::select(&pack.root, &id.product, &id.version, manifest)?;
