@@ -87,12 +87,13 @@ impl Identity {
                 let version = xml_tag(&xml, "Version");
                 evidence.push(format!(
                     "repository/conf/carbon.xml: <Name>{}</Name> <Version>{}</Version>",
-                    name.unwrap_or_default(),
-                    version.unwrap_or_default()
+                    name.as_deref().unwrap_or_default(),
+                    version.as_deref().unwrap_or_default()
                 ));
-                if let (Some(id), Some(v)) =
-                    (name.and_then(id_of), version.and_then(Version::parse))
-                {
+                if let (Some(id), Some(v)) = (
+                    name.as_deref().and_then(id_of),
+                    version.as_deref().and_then(Version::parse),
+                ) {
                     found = Some((id.to_string(), v));
                 }
             }
@@ -215,13 +216,16 @@ pub fn read_small(path: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The text of the first `<tag>...</tag>` (enough for carbon.xml's top-level Name and Version).
-fn xml_tag<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&close)? + start;
-    Some(xml[start..end].trim())
+/// The text of the root element's `<tag>` child (carbon.xml's top-level Name and Version),
+/// parsed as XML (so a commented-out `<Name>` never counts).
+fn xml_tag(xml: &str, tag: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    let text = doc
+        .root_element()
+        .children()
+        .find(|n| n.is_element() && n.tag_name().name() == tag)?
+        .text()?;
+    Some(text.trim().to_string())
 }
 
 #[cfg(test)]
