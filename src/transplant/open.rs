@@ -60,7 +60,8 @@ pub fn open_source(
     manifest: Option<&Path>,
     target: &Pack,
 ) -> Result<(Source, SnapshotMeta)> {
-    let is_dir = std::fs::symlink_metadata(source).at(source)?.is_dir();
+    // Resolved: an old pack given as a symlink to its directory is a pack, not an archive.
+    let is_dir = std::fs::metadata(source).at(source)?.is_dir();
     if !is_dir {
         let meta = read_meta(source)?;
         return Ok((Source::Archive(source.to_path_buf()), meta));
