@@ -123,6 +123,7 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
         Origin::File(opts.source.join(SNAPSHOT_JSON)),
     )?;
     let mut decision = plan::decide(&meta, &target, &opts.skip_db)?;
+    open::check_writable(&target.root, &decision.rules)?;
     let merges = MergeSetup::new(
         &meta,
         &decision,

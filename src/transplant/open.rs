@@ -78,6 +78,44 @@ pub fn open_source(
     Ok((Source::Pack(Box::new(sp)), meta))
 }
 
+/// Every path a transplant would replace (and the directory it would be replaced in) must be
+/// writable before anything is staged: a pack the caller may not change is refused up front,
+/// not half-way through the swap.
+///
+/// # Errors
+/// `Incompatible`, naming the first path that cannot be written and why.
+pub fn check_writable(target: &Path, decisions: &[RuleDecision]) -> Result<()> {
+    for d in decisions.iter().filter(|d| d.carried()) {
+        for rel in d.dst.iter().chain(d.also_remove.iter()) {
+            let p = target.join(rel);
+            let parent = crate::transplant::moves::nearest_existing_parent(target, rel);
+            let mut check = vec![target.join(parent)];
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                check.push(p);
+            }
+            for c in check {
+                writable(&c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn writable(p: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(p, "path contains a NUL byte"))?;
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::Incompatible {
+            path: p.to_path_buf(),
+            message: format!("cannot be written ({e}): the transplant would replace what is here; nothing was changed"),
+        });
+    }
+    Ok(())
+}
+
 fn refuse_running(plan: &Plan, what: &str) -> Result<()> {
     if plan.liveness.running {
         return Err(Error::Refused {

@@ -113,10 +113,14 @@ fn check_space(decisions: &[RuleDecision], at: &Path) -> Result<()> {
     }
     let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
     if need > free {
-        return Err(Error::invalid(
-            at,
-            format!("the carried state is recorded as {need} bytes; only {free} bytes are free here; nothing was changed"),
-        ));
+        let why = format!(
+            "No space left on device (ENOSPC): the carried state is recorded as {need} bytes, \
+             {free} bytes are free here; nothing was changed"
+        );
+        return Err(Error::Io {
+            path: at.to_path_buf(),
+            source: std::io::Error::other(why),
+        });
     }
     Ok(())
 }

@@ -201,4 +201,49 @@ impl Beneath {
         check(unsafe { libc::utimensat(self.raw(&p), name.as_ptr(), times.as_ptr(), flags) })
             .at(&self.root.join(rel))
     }
+
+    /// Whether `rel` is a directory (not a symlink to one); false when it cannot be reached
+    /// without following a symlink.
+    pub fn is_dir(&self, rel: &str) -> bool {
+        self.lstat(rel)
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    }
+
+    /// Whether anything (a dangling symlink included) is at `rel`.
+    pub fn exists(&self, rel: &str) -> bool {
+        self.lstat(rel).is_some()
+    }
+
+    fn lstat(&self, rel: &str) -> Option<libc::stat> {
+        let (p, name) = self.parent(rel, false).ok()?;
+        // SAFETY: fstatat into a zeroed struct with a valid fd and name.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let flags = libc::AT_SYMLINK_NOFOLLOW;
+        let rc = unsafe { libc::fstatat(self.raw(&p), name.as_ptr(), &mut st, flags) };
+        (rc == 0).then_some(st)
+    }
+
+    /// Renames `from` to `to` (both below the root; `to`'s parents are created), then fsyncs
+    /// the directory `sync` names the parent of.
+    ///
+    /// # Errors
+    /// A component is a symlink; the rename or the fsync failed (naming both paths).
+    pub fn rename(&self, from: &str, to: &str, sync: &str) -> Result<()> {
+        let (fp, fname) = self.parent(from, false)?;
+        let (tp, tname) = self.parent(to, true)?;
+        let (f, t) = (self.raw(&fp), self.raw(&tp));
+        // SAFETY: valid fds and names.
+        check(unsafe { libc::renameat(f, fname.as_ptr(), t, tname.as_ptr()) }).map_err(|e| {
+            crate::error::Error::Io {
+                path: self.root.join(from),
+                source: io::Error::new(
+                    e.kind(),
+                    format!("moving to {}: {e}", self.root.join(to).display()),
+                ),
+            }
+        })?;
+        let (sp, _) = self.parent(sync, false)?;
+        // SAFETY: a valid fd.
+        check(unsafe { libc::fsync(self.raw(&sp)) }).at(&self.root.join(sync))
+    }
 }
