@@ -162,14 +162,17 @@ impl TransplantPlan {
 
     /// The dry run's pass over an archive source: the real run's staging with every write left
     /// out, so that it refuses exactly what the real run would (entries, sizes, the archive's
-    /// check, H2 headers). An old pack's directory is checked when it is planned.
+    /// check, H2 headers); for an old pack, every entry through the same admission as staging.
     ///
     /// # Errors
     /// What staging the archive would refuse; cancelled.
     pub fn dry_check(&self, progress: &dyn Progress, cancel: &Cancel) -> Result<()> {
-        if let Source::Archive(a) = &self.source {
-            let target = self.stage_target(None);
-            stage::stage_from_archive(a, &self.decision.rules, &target, progress, cancel)?;
+        match &self.source {
+            Source::Archive(a) => {
+                let target = self.stage_target(None);
+                stage::stage_from_archive(a, &self.decision.rules, &target, progress, cancel)?;
+            }
+            Source::Pack(sp) => stage::pack::check_pack(sp)?,
         }
         Ok(())
     }

@@ -332,8 +332,11 @@ fn an_old_pack_given_as_a_symlink_is_a_pack() {
     std::os::unix::fs::symlink(&old, &link).unwrap();
     let r = transplant_run(&env, &link, &new, true);
     assert_eq!(r.code, Some(0), "{r}");
+    assert!(r.stdout.contains("(pack "), "{r}");
+    // The example's deployment.toml has no base: a conflict (3) is this pack's ordinary outcome.
     let r = transplant_run(&env, &link, &new, false);
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, Some(3), "{r}");
+    assert!(!r.stderr.contains("Is a directory"), "{r}");
 }
 
 /// Item 2: the dry run reads the whole archive with the real run's checks: a truncated archive

@@ -62,9 +62,25 @@ pub fn stage_from_pack(
     Ok(state.staged)
 }
 
-/// Admits and routes one entry: a directory or symlink is made in staging at once, a file is
-/// returned for the pool to copy; an entry no rule carries is skipped.
-fn place(plan: &Plan, e: &Entry, router: &Router, state: &mut StageState) -> Result<Option<Copy>> {
+/// The dry run's pass over an old pack: every entry admitted by the real run's checks, nothing
+/// written.
+///
+/// # Errors
+/// A refused entry or a name that is not UTF-8 (`Invalid`).
+pub fn check_pack(plan: &Plan) -> Result<()> {
+    let mut state = StageState::new(None)?;
+    for e in plan.entries() {
+        admit(plan, e, &mut state)?;
+    }
+    Ok(())
+}
+
+/// Admits one entry: its path, type and link target.
+fn admit(
+    plan: &Plan,
+    e: &Entry,
+    state: &mut StageState,
+) -> Result<(String, EntryType, Option<String>)> {
     let src = plan.pack.root.join(&e.rel);
     let utf8 = |p: &Path, what: &str| {
         p.to_str()
@@ -80,6 +96,14 @@ fn place(plan: &Plan, e: &Entry, router: &Router, state: &mut StageState) -> Res
         }
     };
     state.admit(&plan.pack.root, &path, kind, link.as_deref())?;
+    Ok((path, kind, link))
+}
+
+/// Admits and routes one entry: a directory or symlink is made in staging at once, a file is
+/// returned for the pool to copy; an entry no rule carries is skipped.
+fn place(plan: &Plan, e: &Entry, router: &Router, state: &mut StageState) -> Result<Option<Copy>> {
+    let src = plan.pack.root.join(&e.rel);
+    let (path, kind, link) = admit(plan, e, state)?;
     let Some((rule, dst)) = router.route(&path) else {
         return Ok(None);
     };
