@@ -1591,7 +1591,6 @@ fn renamed_archive_with_its_sidecar_is_a_warning() {
 
 /// Renamed, and the sidecar's digest does not match either: still a failure.
 #[test]
-#[ignore = "issue 9 item 17: --dry-run exits 0 where transplant refuses (1)"]
 fn renamed_archive_with_a_wrong_digest_still_fails() {
     let b = Base::new();
     let c = b.case("renamed-wrong");
