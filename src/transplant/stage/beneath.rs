@@ -13,6 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{IoContext, Result};
 
@@ -20,7 +21,16 @@ use crate::error::{IoContext, Result};
 pub struct Beneath {
     fd: OwnedFd,
     root: PathBuf,
+    /// The last parent directory opened, by path (staging only, where nothing is renamed: one
+    /// walk per directory instead of one per entry).
+    last: Option<Mutex<Option<Cached>>>,
 }
+
+/// A remembered parent directory: its path and descriptor.
+type Cached = (String, Arc<OwnedFd>);
+
+/// A parent directory: `None` is the root itself.
+type Parent = Option<Arc<OwnedFd>>;
 
 fn cstr(s: &[u8]) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
@@ -65,7 +75,19 @@ impl Beneath {
         Ok(Beneath {
             fd,
             root: root.to_path_buf(),
+            last: None,
         })
+    }
+
+    /// [`Beneath::open`], remembering the last parent directory walked to (for a tree that is
+    /// only ever added to, such as staging).
+    ///
+    /// # Errors
+    /// See [`Beneath::open`].
+    pub fn open_cached(root: &Path) -> Result<Beneath> {
+        let mut b = Beneath::open(root)?;
+        b.last = Some(Mutex::new(None));
+        Ok(b)
     }
 
     /// The root's path, for messages.
@@ -75,10 +97,21 @@ impl Beneath {
 
     /// The parent directory of `rel` (opened component by component, creating missing ones
     /// 0755 when `create`) and the last component's name.
-    fn parent(&self, rel: &str, create: bool) -> Result<(Option<OwnedFd>, CString)> {
+    fn parent(&self, rel: &str, create: bool) -> Result<(Parent, CString)> {
         let at = self.root.join(rel);
+        let dir_part = rel.rsplit_once('/').map(|(d, _)| d);
         let mut segs: Vec<&str> = rel.split('/').collect();
         let last = cstr(segs.pop().unwrap_or_default().as_bytes()).at(&at)?;
+        if let (Some(cache), Some(d)) = (&self.last, dir_part) {
+            let hit = cache.lock().ok().and_then(|c| {
+                c.as_ref()
+                    .filter(|(k, _)| k == d)
+                    .map(|(_, fd)| Arc::clone(fd))
+            });
+            if let Some(fd) = hit {
+                return Ok((Some(fd), last));
+            }
+        }
         let mut cur: Option<OwnedFd> = None;
         for s in segs {
             let name = cstr(s.as_bytes()).at(&at)?;
@@ -96,10 +129,16 @@ impl Beneath {
             .at(&at)?;
             cur = Some(next);
         }
+        let cur = cur.map(Arc::new);
+        if let (Some(cache), Some(d), Some(fd)) = (&self.last, dir_part, &cur) {
+            if let Ok(mut c) = cache.lock() {
+                *c = Some((d.to_string(), Arc::clone(fd)));
+            }
+        }
         Ok((cur, last))
     }
 
-    fn raw(&self, parent: &Option<OwnedFd>) -> RawFd {
+    fn raw(&self, parent: &Parent) -> RawFd {
         parent
             .as_ref()
             .map_or(self.fd.as_raw_fd(), |f| f.as_raw_fd())

@@ -120,7 +120,7 @@ impl StageState {
     pub fn new(root: Option<&Path>) -> Result<StageState> {
         Ok(StageState {
             root: root.map(Path::to_path_buf).unwrap_or_default(),
-            dir: root.map(Beneath::open).transpose()?,
+            dir: root.map(Beneath::open_cached).transpose()?,
             staged: Vec::new(),
             dirs: Vec::new(),
             links: BTreeSet::new(),
