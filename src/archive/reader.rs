@@ -52,8 +52,16 @@ pub fn read_meta(archive: &Path) -> Result<SnapshotMeta> {
             "first entry is not {SNAPSHOT_JSON}: not a carryover snapshot"
         )));
     }
+    // Capped like every record: a hostile size is refused, never allocated.
+    let size = first.header().entry_size().unwrap_or(u64::MAX);
+    if size > MAX_SMALL_RECORD {
+        return Err(bad(format!(
+            "snapshot.json is {size} bytes, more than the {MAX_SMALL_RECORD} carryover reads"
+        )));
+    }
     let mut data = Vec::new();
-    first
+    (&mut first)
+        .take(MAX_SMALL_RECORD)
         .read_to_end(&mut data)
         .map_err(|e| bad(format!("corrupt archive: {e}")))?;
     serde_json::from_slice(&data).map_err(|e| bad(format!("{SNAPSHOT_JSON}: {e}")))

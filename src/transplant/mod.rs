@@ -123,6 +123,7 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
         Origin::File(opts.source.join(SNAPSHOT_JSON)),
     )?;
     let mut decision = plan::decide(&meta, &target, &opts.skip_db)?;
+    open::check_writable(&target.root, &decision.rules)?;
     let merges = MergeSetup::new(
         &meta,
         &decision,
@@ -150,6 +151,32 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
 }
 
 impl TransplantPlan {
+    /// Where an archive source is staged (`None`: a dry run), with the new pack's engine.
+    fn stage_target<'a>(&'a self, stage: Option<&'a Path>) -> stage::archive::StageTarget<'a> {
+        stage::archive::StageTarget {
+            stage,
+            pack: &self.target.root,
+            h2_engine: self.target.engines.h2.as_ref().map(|j| &j.version),
+        }
+    }
+
+    /// The dry run's pass over an archive source: the real run's staging with every write left
+    /// out, so that it refuses exactly what the real run would (entries, sizes, the archive's
+    /// check, H2 headers); for an old pack, every entry through the same admission as staging.
+    ///
+    /// # Errors
+    /// What staging the archive would refuse; cancelled.
+    pub fn dry_check(&self, progress: &dyn Progress, cancel: &Cancel) -> Result<()> {
+        match &self.source {
+            Source::Archive(a) => {
+                let target = self.stage_target(None);
+                stage::stage_from_archive(a, &self.decision.rules, &target, progress, cancel)?;
+            }
+            Source::Pack(sp) => stage::pack::check_pack(sp)?,
+        }
+        Ok(())
+    }
+
     /// The plan as reported: what a dry run prints, and what a real run starts from.
     pub fn report(&self) -> TransplantReport {
         let (files, bytes) = self
@@ -244,7 +271,14 @@ fn act(
     let rules = &plan.decision.rules;
     let staged = match &plan.source {
         Source::Pack(sp) => stage::stage_from_pack(sp, rules, &stage, progress, cancel)?,
-        Source::Archive(a) => stage::stage_from_archive(a, rules, &stage, progress, cancel)?,
+        Source::Archive(a) => {
+            std::fs::create_dir_all(&stage).map_err(|e| Error::Io {
+                path: stage.clone(),
+                source: e,
+            })?;
+            let target = plan.stage_target(Some(&stage));
+            stage::stage_from_archive(a, rules, &target, progress, cancel)?
+        }
     };
     cancel.check()?;
     crate::fsutil::syncfs(&stage)?;
@@ -324,6 +358,7 @@ pub fn transplant(
         Planned::Ready(p) => *p,
     };
     let report = if opts.dry_run {
+        plan.dry_check(progress, cancel)?;
         plan.report()
     } else {
         execute(plan, progress, cancel)?

@@ -105,15 +105,20 @@ pub fn parents_of(pack: &Path, units: &[Unit]) -> Vec<(String, i64, u32)> {
     m.into_iter().map(|(k, (s, n))| (k, s, n)).collect()
 }
 
-/// Gives the directories of [`parents_of`] their recorded mtimes back.
+/// Gives the directories of [`parents_of`] their recorded mtimes back (EPERM, a directory the
+/// caller does not own, is skipped: not worth failing over).
 ///
 /// # Errors
 /// An mtime cannot be set.
 pub fn restore_parents(pack: &Path, parents: &[(String, i64, u32)]) -> Result<()> {
     for (rel, s, n) in parents {
         let p = pack.join(rel);
-        if p.is_dir() {
-            set_mtime_exact(&p, (*s, *n))?;
+        if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            match set_mtime_exact(&p, (*s, *n)) {
+                // Not the directory's owner: it keeps its mtime (a warning, not a failure).
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {}
+                r => r?,
+            }
         }
     }
     Ok(())

@@ -60,7 +60,8 @@ pub fn open_source(
     manifest: Option<&Path>,
     target: &Pack,
 ) -> Result<(Source, SnapshotMeta)> {
-    let is_dir = std::fs::symlink_metadata(source).at(source)?.is_dir();
+    // Resolved: an old pack given as a symlink to its directory is a pack, not an archive.
+    let is_dir = std::fs::metadata(source).at(source)?.is_dir();
     if !is_dir {
         let meta = read_meta(source)?;
         return Ok((Source::Archive(source.to_path_buf()), meta));
@@ -75,6 +76,44 @@ pub fn open_source(
     }
     let meta = crate::snapshot::meta_of(&sp, false);
     Ok((Source::Pack(Box::new(sp)), meta))
+}
+
+/// Every path a transplant would replace (and the directory it would be replaced in) must be
+/// writable before anything is staged: a pack the caller may not change is refused up front,
+/// not half-way through the swap.
+///
+/// # Errors
+/// `Incompatible`, naming the first path that cannot be written and why.
+pub fn check_writable(target: &Path, decisions: &[RuleDecision]) -> Result<()> {
+    for d in decisions.iter().filter(|d| d.carried()) {
+        for rel in d.dst.iter().chain(d.also_remove.iter()) {
+            let p = target.join(rel);
+            let parent = crate::transplant::moves::nearest_existing_parent(target, rel);
+            let mut check = vec![target.join(parent)];
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                check.push(p);
+            }
+            for c in check {
+                writable(&c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn writable(p: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(p, "path contains a NUL byte"))?;
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::Incompatible {
+            path: p.to_path_buf(),
+            message: format!("cannot be written ({e}): the transplant would replace what is here; nothing was changed"),
+        });
+    }
+    Ok(())
 }
 
 fn refuse_running(plan: &Plan, what: &str) -> Result<()> {

@@ -4,19 +4,18 @@
 //! staged ([`units`]).
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::format::EntryType;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::manifest::Kind;
 use crate::transplant::failpoint::failpoint;
-use crate::transplant::moves::{
-    exists, move_synced, mtime_of, nearest_existing_parent, restore_parents, set_mtime_exact,
-};
+use crate::transplant::moves::{mtime_of, nearest_existing_parent, restore_parents};
 use crate::transplant::plan::RuleDecision;
 use crate::transplant::pool;
 use crate::transplant::record::{Record, Txn, TxnPlan, Unit};
+use crate::transplant::stage::beneath::Beneath;
 use crate::transplant::stage::Staged;
 
 /// Units from the decisions and what was staged: a whole directory per dir/lucene rule, one per
@@ -59,27 +58,36 @@ type Created = (String, (i64, u32));
 /// A journal write, rename, directory creation, fsync or mtime failed; the caller rolls back.
 pub fn swap(txn: &mut Txn, plan: &TxnPlan) -> Result<()> {
     let pack = txn.pack.clone();
+    // Every write into the pack goes through this handle: no symlink is followed.
+    let b = Beneath::open(&pack)?;
+    let txn_rel = rel_to(&pack, &txn.dir)?;
     let mut created: Vec<Created> = Vec::new();
     for (i, u) in plan.units.iter().enumerate() {
         // The anchor's mtime before the swap: earlier units may have touched it since.
         let anchor_mtime = anchor_mtime(&pack, &u.dst, &created, plan);
-        let missing = make_missing_parents(txn, &u.dst)?;
-        back_up(txn, i, u)?;
+        let missing = make_missing_parents(txn, &b, &u.dst)?;
+        back_up(txn, &b, &txn_rel, i, u)?;
         txn.journal.log(&Record::Install { unit: i })?;
-        let dst = pack.join(&u.dst);
-        move_synced(&txn.stage_dir().join(&u.dst), &dst, &dst)?;
+        b.rename(&format!("{txn_rel}/stage/{}", u.dst), &u.dst, &u.dst)?;
         // Created directories get their anchor's old mtime: deterministic "after" state.
         for m in missing {
-            set_mtime_exact(&pack.join(&m), anchor_mtime)?;
+            set_dir_mtime(&b, &m, anchor_mtime)?;
             created.push((m, anchor_mtime));
         }
         failpoint(&format!("after-install-{i}"));
     }
     // Later units installed into a created directory changed its mtime again.
     for (rel, t) in &created {
-        set_mtime_exact(&pack.join(rel), *t)?;
+        set_dir_mtime(&b, rel, *t)?;
     }
-    restore_parents(&pack, &plan.parents)?;
+    for (rel, s, n) in &plan.parents {
+        if rel.is_empty() {
+            // The pack root itself: set through its own path (it is the handle's root).
+            restore_parents(&pack, std::slice::from_ref(&(rel.clone(), *s, *n)))?;
+        } else if b.is_dir(rel) {
+            set_dir_mtime(&b, rel, (*s, *n))?;
+        }
+    }
     txn.journal.log(&Record::Swapped)?;
     failpoint("after-swapped");
     Ok(())
@@ -104,38 +112,55 @@ fn anchor_mtime(pack: &Path, dst: &str, created: &[Created], plan: &TxnPlan) -> 
 
 /// Creates the missing parents of `dst` in the pack, outermost first, each journaled so that a
 /// rollback removes it; returns them (pack-relative).
-fn make_missing_parents(txn: &mut Txn, dst: &str) -> Result<Vec<String>> {
+fn make_missing_parents(txn: &mut Txn, b: &Beneath, dst: &str) -> Result<Vec<String>> {
     let mut missing = Vec::new();
     let mut cur = Path::new(dst).parent();
-    while let Some(c) = cur.filter(|c| !c.as_os_str().is_empty() && !txn.pack.join(c).is_dir()) {
+    while let Some(c) = cur.filter(|c| !c.as_os_str().is_empty() && !b.is_dir(&c.to_string_lossy()))
+    {
         missing.push(c.to_string_lossy().into_owned());
         cur = c.parent();
     }
     missing.reverse();
     for rel in &missing {
         txn.journal.log(&Record::Mkdir { rel: rel.clone() })?;
-        let abs = txn.pack.join(rel);
-        fs::create_dir(&abs).at(&abs)?;
-        fs::set_permissions(&abs, fs::Permissions::from_mode(0o755)).at(&abs)?;
+        b.mkdir(rel, 0o755)?;
+        b.chmod(rel, 0o755)?;
     }
     Ok(missing)
 }
 
 /// Moves what unit `i` replaces (its destination and `also_remove`) into the backup area.
-fn back_up(txn: &mut Txn, i: usize, u: &Unit) -> Result<()> {
+fn back_up(txn: &mut Txn, b: &Beneath, txn_rel: &str, i: usize, u: &Unit) -> Result<()> {
     for rel in std::iter::once(&u.dst).chain(u.also_remove.iter()) {
-        let p = txn.pack.join(rel);
-        if exists(&p) {
+        if b.exists(rel) {
             failpoint(&format!("before-backup-{i}"));
             txn.journal.log(&Record::Backup {
                 unit: i,
                 rel: rel.clone(),
             })?;
-            move_synced(&p, &txn.dir.join("backup").join(rel), &p)?;
+            b.rename(rel, &format!("{txn_rel}/backup/{rel}"), rel)?;
             failpoint(&format!("after-backup-{i}"));
         }
     }
     Ok(())
+}
+
+/// `dir`'s path below `pack`, as text.
+fn rel_to(pack: &Path, dir: &Path) -> Result<String> {
+    dir.strip_prefix(pack)
+        .ok()
+        .and_then(|r| r.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::invalid(dir, "the transaction directory is not inside the pack"))
+}
+
+/// Sets a directory's mtime in the pack; a directory the caller may not change the times of
+/// (EPERM: not its owner) keeps its own, which is not worth failing a transplant over.
+fn set_dir_mtime(b: &Beneath, rel: &str, t: (i64, u32)) -> Result<()> {
+    match b.set_mtime(rel, t.0, t.1) {
+        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => Ok(()),
+        r => r,
+    }
 }
 
 /// Compares the pack with what was staged: type, size, mode, mtime, link and content; returns

@@ -1032,25 +1032,21 @@ fn aliased(alias: &str, consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 1: `a/./b` aliases slip past the path and symlink checks: staging creates canary/evil.sh (04755) and chmods canary/sub 0777 outside the pack; verify exits 0, transplant 1, --dry-run 0"]
 fn aliased_dot_segments_climb_out_consistent() {
     finish(aliased("./", true));
 }
 
 #[test]
-#[ignore = "issue 9 item 1: staging creates canary/evil.sh (04755) outside the pack before the records are checked; --dry-run exits 0, transplant 1"]
 fn aliased_dot_segments_climb_out_inconsistent() {
     finish(aliased("./", false));
 }
 
 #[test]
-#[ignore = "issue 9 item 1: `a//b` aliases slip past the path and symlink checks: staging creates canary/evil.sh (04755) and chmods canary/sub 0777 outside the pack; verify exits 0, transplant 1, --dry-run 0"]
 fn aliased_empty_segments_climb_out_consistent() {
     finish(aliased("/", true));
 }
 
 #[test]
-#[ignore = "issue 9 item 1: staging creates canary/evil.sh (04755) outside the pack before the records are checked; --dry-run exits 0, transplant 1"]
 fn aliased_empty_segments_climb_out_inconsistent() {
     finish(aliased("/", false));
 }
@@ -1123,13 +1119,11 @@ fn unsafe_names(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 1: verify exits 0 on `..`, absolute, `./`, over-long names (transplant 1, --dry-run 0); `repository/data//lone.txt` and a file named `ts.txt/` verify and are transplanted (0)"]
 fn unsafe_names_consistent() {
     finish(unsafe_names(true));
 }
 
 #[test]
-#[ignore = "issue 9 item 1: --dry-run exits 0 where transplant refuses (1)"]
 fn unsafe_names_inconsistent() {
     finish(unsafe_names(false));
 }
@@ -1183,7 +1177,6 @@ fn rules_the_manifest_lacks_consistent() {
 }
 
 #[test]
-#[ignore = "issue 9 item 2: --dry-run exits 0 where transplant refuses (1)"]
 fn rules_the_manifest_lacks_inconsistent() {
     finish(added_rules(false));
 }
@@ -1234,13 +1227,11 @@ fn absolute_merge_rule(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 2: a merge rule at an absolute path: --dry-run -v prints /etc/passwd and the canary's secret and exits 0; verify exits 0"]
 fn merge_rule_at_an_absolute_path_consistent() {
     finish(absolute_merge_rule(true));
 }
 
 #[test]
-#[ignore = "issue 9 item 2: --dry-run -v prints /etc/passwd and the canary's secret and exits 0 (transplant 1)"]
 fn merge_rule_at_an_absolute_path_inconsistent() {
     finish(absolute_merge_rule(false));
 }
@@ -1262,19 +1253,17 @@ fn h2_format_forged(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 3: the recorded H2 format is trusted: an MVStore format-1 file recorded as format 2 verifies (0) and is carried into an H2 2.1.210 pack (0)"]
+#[ignore = "issue 9 item 3: transplant and --dry-run now refuse (1, the staged header is read); verify still exits 0 (it does not check the header against the record)"]
 fn h2_format_1_recorded_as_format_2_consistent() {
     finish(h2_format_forged(true));
 }
 
 #[test]
-#[ignore = "issue 9 item 3: --dry-run exits 0 where transplant refuses (1)"]
 fn h2_format_1_recorded_as_format_2_inconsistent() {
     finish(h2_format_forged(false));
 }
 
 #[test]
-#[ignore = "issue 9 item 3: --dry-run exits 0 where transplant refuses (1)"]
 fn forged_index_size() {
     let b = Base::new();
     finish(b.forged("index-size", false, &Opts::refuse(), |f, _| {
@@ -1289,7 +1278,7 @@ fn forged_index_size() {
 
 /// snapshot.json's rule totals (what `--dry-run` reports) disagree with the index.
 #[test]
-#[ignore = "issue 9 item 3: snapshot.json rule totals are not cross-checked with the index: verify 0, transplant 0, --dry-run reports 1.0 TiB"]
+#[ignore = "issue 9 item 3: transplant and --dry-run now refuse (1: declared sizes against the recorded totals, and free space); verify still exits 0 (snapshot.json rule totals not cross-checked with the index)"]
 fn forged_rule_totals() {
     let b = Base::new();
     finish(b.forged("rule-totals", false, &Opts::refuse(), |f, _| {
@@ -1373,13 +1362,12 @@ fn links_out(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 4: verify exits 0 on symlinks out of the pack and entries through symlinks; transplant 1, --dry-run 0"]
+#[ignore = "issue 9 items 4, 7: transplant and --dry-run refuse (1); verify exits 0 with a warning (the --external-links choice is not in yet)"]
 fn symlinks_out_of_the_pack_consistent() {
     finish(links_out(true));
 }
 
 #[test]
-#[ignore = "issue 9 item 4: --dry-run exits 0 where transplant refuses (1)"]
 fn symlinks_out_of_the_pack_inconsistent() {
     finish(links_out(false));
 }
@@ -1420,13 +1408,11 @@ fn duplicates(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 4: verify exits 0 on aliased duplicates (`a/b` + `a//b`, `a/./b`, `a/.//b`); transplant 1, --dry-run 0"]
 fn duplicate_entries_consistent() {
     finish(duplicates(true));
 }
 
 #[test]
-#[ignore = "issue 9 item 4: --dry-run exits 0 where transplant refuses (1)"]
 fn duplicate_entries_inconsistent() {
     finish(duplicates(false));
 }
@@ -1449,7 +1435,6 @@ fn huge_case(name: &str, edit: impl FnOnce(&mut Vec<Member>) + 'static) {
 }
 
 #[test]
-#[ignore = "issue 9 item 5: a 1 GiB snapshot.json is read whole: verify, --dry-run and transplant peak at ~1 GiB RSS"]
 fn huge_snapshot_json() {
     huge_case("huge-snapshot-json", |ms| {
         member_mut(ms, ".carryover/snapshot.json").body = vec![Part::Run(0, GIB)];
@@ -1457,7 +1442,6 @@ fn huge_snapshot_json() {
 }
 
 #[test]
-#[ignore = "issue 9 item 5: a 1 GiB string in index.json is buffered: verify and transplant abort at the 2 GiB address-space cap (~1.1 GiB RSS), leaving a txn dir"]
 fn huge_index_json_string() {
     huge_case("huge-index-json", |ms| {
         member_mut(ms, ".carryover/index.json").body = vec![
@@ -1472,7 +1456,6 @@ fn huge_index_json_string() {
 }
 
 #[test]
-#[ignore = "issue 9 item 5: a 1 GiB SHA256SUMS member (zeros, no newline) is buffered whole: verify, --dry-run and transplant peak at ~1 GiB RSS; --dry-run exits 0 where transplant refuses"]
 fn huge_sha256sums_member() {
     huge_case("huge-sums", |ms| {
         member_mut(ms, ".carryover/SHA256SUMS").body = vec![Part::Run(0, GIB)];
@@ -1480,7 +1463,6 @@ fn huge_sha256sums_member() {
 }
 
 #[test]
-#[ignore = "issue 9 item 5: a 1 GiB SHA256SUMS line is buffered: verify and transplant abort at the 2 GiB address-space cap (~1.1 GiB RSS), leaving a txn dir"]
 fn huge_sha256sums_line() {
     huge_case("huge-sums-line", |ms| {
         member_mut(ms, ".carryover/SHA256SUMS").body = vec![
@@ -1493,7 +1475,6 @@ fn huge_sha256sums_line() {
 
 /// notes.txt holds 71 bytes in the index, 1 GiB of zeros in the archive.
 #[test]
-#[ignore = "issue 9 item 5: --dry-run exits 0 where transplant refuses (1)"]
 fn huge_data_entry_beyond_its_index_size() {
     huge_case("huge-data-entry", |ms| {
         member_mut(ms, &format!("{D}org.example/notes.txt")).body = vec![Part::Run(0, GIB)];
@@ -1609,7 +1590,6 @@ fn renamed_archive_with_its_sidecar_is_a_warning() {
 
 /// Renamed, and the sidecar's digest does not match either: still a failure.
 #[test]
-#[ignore = "issue 9 item 17: --dry-run exits 0 where transplant refuses (1)"]
 fn renamed_archive_with_a_wrong_digest_still_fails() {
     let b = Base::new();
     let c = b.case("renamed-wrong");

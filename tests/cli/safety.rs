@@ -470,3 +470,172 @@ fn verify_against_counts_config_drift_and_metadata_changes() {
     assert!(r.stdout.contains("\"metadata\""), "{r}");
     assert!(r.stdout.contains("mode 600 vs snapshot 644"), "{r}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9 items 1, 2, 3, 16, 18: writes that cannot leave the pack, the dry run's parity,
+// facts checked, packs that cannot be written, a pack given as a symlink.
+// ---------------------------------------------------------------------------------------------
+
+/// `transplant [--dry-run] SOURCE NEW`.
+fn transplant_run(
+    env: &TestEnv,
+    source: &std::path::Path,
+    new: &std::path::Path,
+    dry: bool,
+) -> crate::common::Ran {
+    let mut args: Vec<std::ffi::OsString> = vec!["transplant".into()];
+    if dry {
+        args.push("--dry-run".into());
+    }
+    args.push(source.into());
+    args.push(new.into());
+    env.run(&args)
+}
+
+/// The error line with the transaction's own directory taken out (it differs run to run).
+fn refusal(r: &crate::common::Ran) -> String {
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("error"))
+        .unwrap_or_default();
+    let re = regex::Regex::new(r"/\.carryover/txn/[^/: ]+(/stage)?").unwrap();
+    re.replace_all(line, "").into_owned()
+}
+
+/// Item 18: the old pack given as a symlink to its directory is a pack, not an archive.
+#[test]
+fn an_old_pack_given_as_a_symlink_is_a_pack() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let link = env.path().join("old-link");
+    std::os::unix::fs::symlink(&old, &link).unwrap();
+    let r = transplant_run(&env, &link, &new, true);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(r.stdout.contains("(pack "), "{r}");
+    // The example's deployment.toml has no base: a conflict (3) is this pack's ordinary outcome.
+    let r = transplant_run(&env, &link, &new, false);
+    assert_eq!(r.code, Some(3), "{r}");
+    assert!(!r.stderr.contains("Is a directory"), "{r}");
+}
+
+/// Item 2: the dry run reads the whole archive with the real run's checks: a truncated archive
+/// fails both, with the same exit code and the same refusal, and the pack is unchanged.
+#[test]
+fn the_dry_run_refuses_what_the_real_run_refuses() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let bytes = fs::read(&archive).unwrap();
+    let cut = env.path().join("cut.tar.zst");
+    fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let before = pack_digest(&new);
+    let dry = transplant_run(&env, &cut, &new, true);
+    let real = transplant_run(&env, &cut, &new, false);
+    assert_ne!(real.code, Some(0), "{real}");
+    assert_eq!(dry.code, real.code, "dry: {dry}\nreal: {real}");
+    assert_eq!(refusal(&dry), refusal(&real), "dry: {dry}\nreal: {real}");
+    assert_eq!(pack_digest(&new), before);
+}
+
+/// Item 3: the rule totals snapshot.json records bound what staging accepts: a database
+/// recorded as bigger than the free disk is refused before anything is staged, by the dry run
+/// too (exit 1, ENOSPC named), and nothing is left in the pack.
+#[test]
+fn recorded_sizes_are_checked_against_free_space_before_staging() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let x = env.path().join("x");
+    crate::common::tar_extract(&archive, &x);
+    let meta_path = x.join(".carryover/snapshot.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&fs::read(&meta_path).unwrap()).unwrap();
+    for r in meta["rules"].as_array_mut().unwrap() {
+        if r["kind"] == "h2" {
+            r["bytes"] = serde_json::json!(1u64 << 50);
+        }
+    }
+    fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let names = crate::common::tar_list(&archive);
+    let forged = env.path().join("forged.tar.zst");
+    crate::common::tar_create(&x, &names, &forged);
+    let before = pack_digest(&new);
+    for dry in [true, false] {
+        let r = transplant_run(&env, &forged, &new, dry);
+        assert_eq!(r.code, Some(1), "{r}");
+        assert!(r.stderr.contains("No space left"), "{r}");
+    }
+    assert_eq!(pack_digest(&new), before);
+    assert!(
+        !new.join(".carryover/txn").exists()
+            || fs::read_dir(new.join(".carryover/txn"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+/// Item 16: a path the transplant would replace that cannot be written (immutable here, so
+/// that root is refused too) stops the dry run and the real run before anything is staged.
+#[test]
+fn an_unwritable_pack_is_refused_before_staging() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let dir = new.join("repository/database");
+    let ok = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED an_unwritable_pack_is_refused_before_staging: chattr +i is not available here"
+        );
+        return;
+    }
+    let before = pack_digest(&new);
+    let mut codes = Vec::new();
+    for dry in [true, false] {
+        let r = transplant_run(&env, &old, &new, dry);
+        codes.push(r.code);
+        assert!(r.stderr.contains("cannot be written"), "{r}");
+    }
+    std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert_eq!(codes, [Some(1), Some(1)]);
+    assert_eq!(pack_digest(&new), before);
+}
+
+/// Item 1: a symlink already in the new pack's staging path is never followed: staging writes
+/// through a handle that refuses symlinks on every component, so an entry whose parent the
+/// archive made a link (`a -> .`, then `a/x`) is refused and nothing appears beside the pack.
+#[test]
+fn staging_never_follows_a_symlink() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let canary = env.path().join("canary");
+    fs::create_dir(&canary).unwrap();
+    fs::set_permissions(&canary, fs::Permissions::from_mode(0o755)).unwrap();
+    // A link inside the old state that climbs out: refused, never written through.
+    std::os::unix::fs::symlink("../../../canary", old.join("repository/data/out")).unwrap();
+    for dry in [true, false] {
+        let r = transplant_run(&env, &old, &new, dry);
+        assert_eq!(r.code, Some(1), "{r}");
+    }
+    assert_eq!(fs::read_dir(&canary).unwrap().count(), 0);
+    assert_eq!(
+        fs::metadata(&canary).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+}

@@ -1,33 +1,61 @@
 //! Staging from a snapshot archive: the carried entries are written into staging while the
 //! archive streams past once; the archive's own check (index, digests, sidecar) must pass before
-//! anything staged counts, and each staged file takes the digest the reader computed.
+//! anything staged counts, and each staged file takes the digest the reader computed. A dry run
+//! is the same pass with every write left out, so it refuses exactly what the real run refuses.
+//! Facts are checked, not believed: each entry's declared size counts against its rule's
+//! recorded bytes as it streams, the total against the free space before the first write, and an
+//! H2 database's own header (not snapshot.json's claim) against the new pack's engine.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::state::{Router, StageState, Staged};
 use crate::archive::format::EntryType;
 use crate::archive::{read_archive, Seen, Visitor};
 use crate::error::{Error, IoContext, Result};
+use crate::manifest::Kind;
+use crate::pack::H2Format;
 use crate::progress::{Cancel, Progress};
 use crate::transplant::plan::RuleDecision;
+use crate::version::Version;
 
-/// Stages the carried entries of `archive` into `root`.
+/// Where and against what an archive is staged.
+pub struct StageTarget<'a> {
+    /// The stage directory (it exists); `None` for a dry run, which writes nothing.
+    pub stage: Option<&'a Path>,
+    /// The new pack (free space is measured on its filesystem in a dry run).
+    pub pack: &'a Path,
+    /// The new pack's H2 engine.
+    pub h2_engine: Option<&'a Version>,
+}
+
+/// Stages the carried entries of `archive` (see [`StageTarget`]).
 ///
 /// # Errors
-/// A refused entry (see [`StageState::admit`]); the archive fails its check (`Invalid`, naming
-/// the first problems; nothing in the pack has changed); an I/O error in staging; cancelled.
+/// A refused entry (see [`StageState::admit`]); more bytes than recorded or than the disk holds;
+/// the archive fails its check (`Invalid`, naming the first problems; nothing in the pack has
+/// changed); an H2 database the new engine cannot open (`Incompatible`); an I/O error in staging;
+/// cancelled.
 pub fn stage_from_archive(
     archive: &Path,
     decisions: &[RuleDecision],
-    root: &Path,
+    target: &StageTarget,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<Vec<Staged>> {
-    let mut stager = ArchiveStager::new(root.to_path_buf(), decisions, archive);
+    check_space(decisions, target.stage.unwrap_or(target.pack))?;
+    let mut stager = ArchiveStager {
+        state: StageState::new(target.stage)?,
+        router: Router::new(decisions),
+        decisions,
+        counted: vec![0; decisions.len()],
+        origin: archive.to_path_buf(),
+        cur: None,
+        heads: Vec::new(),
+    };
     let contents = read_archive(archive, Some(&mut stager), progress, cancel)?;
     let report = crate::verify::check_contents(archive, &contents);
     // A missing sidecar is not a reason to refuse; anything else in the archive is.
@@ -47,6 +75,7 @@ pub fn stage_from_archive(
             ),
         ));
     }
+    check_h2_heads(archive, &stager.heads, target.h2_engine)?;
     let mut state = stager.state;
     state.finish_dirs()?;
     let mut staged = state.staged;
@@ -67,32 +96,102 @@ pub fn stage_from_archive(
     Ok(staged)
 }
 
-/// The file being written: where, what it becomes, and its owner.
+/// Refuses before the first write when the carried rules' recorded bytes exceed the free space
+/// where they would be staged.
+fn check_space(decisions: &[RuleDecision], at: &Path) -> Result<()> {
+    let need: u64 = decisions
+        .iter()
+        .filter(|d| d.carried())
+        .map(|d| d.bytes)
+        .fold(0, u64::saturating_add);
+    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(at.as_os_str()))
+        .map_err(|_| Error::invalid(at, "path contains a NUL byte"))?;
+    // SAFETY: statvfs into a zeroed struct, with a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error()).at(at);
+    }
+    let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+    if need > free {
+        let why = format!(
+            "No space left on device (ENOSPC): the carried state is recorded as {need} bytes, \
+             {free} bytes are free here; nothing was changed"
+        );
+        return Err(Error::Io {
+            path: at.to_path_buf(),
+            source: std::io::Error::other(why),
+        });
+    }
+    Ok(())
+}
+
+/// Each staged H2 database's own header must be a format the new engine opens.
+fn check_h2_heads(
+    archive: &Path,
+    heads: &[(String, Vec<u8>)],
+    engine: Option<&Version>,
+) -> Result<()> {
+    for (dst, head) in heads {
+        let fmt = H2Format::of_header(head);
+        let opened = engine.and_then(|e| fmt.opened_by(e));
+        if opened != Some(true) || !fmt.is_clean() {
+            let eng = engine.map_or("(none found)".to_string(), |e| e.to_string());
+            return Err(Error::Incompatible {
+                path: archive.to_path_buf(),
+                message: format!(
+                    "{dst}: the file's own header says {fmt}, which the new pack's H2 {eng} does not open cleanly (whatever snapshot.json records); nothing was changed"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The file being written (or, in a dry run, only read past): what it becomes, and its owner.
 struct OpenFile {
-    file: File,
+    file: Option<File>,
     path: PathBuf,
     staged: Staged,
     uid: u64,
     gid: u64,
+    /// Collecting the first block of an H2 database file.
+    head: Option<Vec<u8>>,
 }
 
 /// Stages entries from a snapshot archive while it streams.
 struct ArchiveStager<'a> {
     state: StageState,
     router: Router<'a>,
+    decisions: &'a [RuleDecision],
+    /// Declared bytes per decision so far.
+    counted: Vec<u64>,
     origin: PathBuf,
     cur: Option<OpenFile>,
+    /// The first block of each H2 database file, by destination.
+    heads: Vec<(String, Vec<u8>)>,
 }
 
-impl<'a> ArchiveStager<'a> {
-    fn new(root: PathBuf, decisions: &'a [RuleDecision], origin: &Path) -> ArchiveStager<'a> {
-        ArchiveStager {
-            state: StageState::new(root),
-            router: Router::new(decisions),
-            origin: origin.to_path_buf(),
-            cur: None,
+impl ArchiveStager<'_> {
+    /// Counts `e`'s declared size against `rule`'s recorded bytes.
+    fn count(&mut self, path: &str, rule: usize, size: u64) -> Result<()> {
+        let c = &mut self.counted[rule];
+        *c = c.saturating_add(size);
+        let d = &self.decisions[rule];
+        if *c > d.bytes {
+            return Err(Error::invalid(
+                &self.origin,
+                format!(
+                    "entry {path:?} refused: rule {} holds more than the {} bytes snapshot.json records for it; nothing was changed",
+                    d.rule, d.bytes
+                ),
+            ));
         }
+        Ok(())
     }
+}
+
+fn is_h2_file(d: &RuleDecision, dst: &str) -> bool {
+    d.kind == Kind::H2 && (dst.ends_with(".mv.db") || dst.ends_with(".h2.db"))
 }
 
 impl Visitor for ArchiveStager<'_> {
@@ -102,8 +201,7 @@ impl Visitor for ArchiveStager<'_> {
         let Some((rule, dst)) = self.router.route(path) else {
             return Ok(());
         };
-        let abs = self.state.root.join(&dst);
-        self.state.make_parents(&abs)?;
+        self.count(path, rule, e.size)?;
         let staged = Staged {
             dst,
             kind: e.kind,
@@ -114,37 +212,38 @@ impl Visitor for ArchiveStager<'_> {
             link: e.link.clone(),
             rule,
         };
+        let rel = staged.dst.clone();
+        let path = self.state.root.join(&rel);
+        let dir = self.state.dir.as_ref();
+        if let Some(dir) = dir {
+            dir.make_parents(&rel)?;
+        }
         match e.kind {
             EntryType::Dir => {
-                match fs::create_dir(&abs) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && abs.is_dir() => {
-                    }
-                    Err(err) => return Err(err).at(&abs),
+                if let Some(dir) = dir {
+                    dir.mkdir(&rel, 0o700)?;
+                    self.state.chown(&rel, e.uid, e.gid)?;
                 }
-                self.state.chown(&abs, e.uid, e.gid)?;
-                self.state.add_dir(staged, abs, 0);
+                self.state.add_dir(staged, 0);
             }
             EntryType::Symlink => {
-                let t = e.link.as_deref().unwrap_or_default();
-                std::os::unix::fs::symlink(t, &abs).at(&abs)?;
-                self.state.chown(&abs, e.uid, e.gid)?;
-                crate::fsutil::set_mtime(&abs, e.mtime)?;
+                if let Some(dir) = dir {
+                    dir.symlink(&rel, e.link.as_deref().unwrap_or_default())?;
+                    self.state.chown(&rel, e.uid, e.gid)?;
+                    dir.set_mtime(&rel, e.mtime, 0)?;
+                }
                 self.state.staged.push(staged);
             }
             EntryType::File => {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&abs)
-                    .at(&abs)?;
+                let file = dir.map(|d| d.create_file(&rel)).transpose()?;
+                let head = is_h2_file(&self.decisions[rule], &rel).then(Vec::new);
                 self.cur = Some(OpenFile {
                     file,
-                    path: abs,
+                    path,
                     staged,
                     uid: e.uid,
                     gid: e.gid,
+                    head,
                 });
             }
         }
@@ -153,18 +252,34 @@ impl Visitor for ArchiveStager<'_> {
 
     fn data(&mut self, bytes: &[u8]) -> Result<()> {
         if let Some(f) = self.cur.as_mut() {
-            f.file.write_all(bytes).at(&f.path)?;
+            if let Some(h) = f.head.as_mut().filter(|h| h.len() < 4096) {
+                h.extend_from_slice(&bytes[..bytes.len().min(4096 - h.len())]);
+            }
+            if let Some(file) = f.file.as_mut() {
+                file.write_all(bytes).at(&f.path)?;
+            }
         }
         Ok(())
     }
 
     fn end(&mut self) -> Result<()> {
         if let Some(f) = self.cur.take() {
-            drop(f.file);
-            let p = &f.path;
-            self.state.chown(p, f.uid, f.gid)?;
-            fs::set_permissions(p, fs::Permissions::from_mode(f.staged.mode)).at(p)?;
-            crate::fsutil::set_mtime(p, f.staged.mtime)?;
+            if let Some(h) = f.head {
+                self.heads.push((f.staged.dst.clone(), h));
+            }
+            if let Some(file) = f.file {
+                let p = &f.path;
+                if self.state.as_root {
+                    std::os::unix::fs::fchown(&file, Some(f.uid as u32), Some(f.gid as u32))
+                        .at(p)?;
+                }
+                file.set_permissions(fs::Permissions::from_mode(f.staged.mode))
+                    .at(p)?;
+                drop(file);
+                self.state
+                    .dir()?
+                    .set_mtime(&f.staged.dst, f.staged.mtime, 0)?;
+            }
             self.state.staged.push(f.staged);
         }
         Ok(())

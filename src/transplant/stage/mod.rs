@@ -5,6 +5,7 @@
 //! only below the stage directory.
 
 pub mod archive;
+pub mod beneath;
 pub mod pack;
 pub mod state;
 

@@ -2,11 +2,12 @@
 //! directories and symlinks made at once, and the files copied by the worker pool, each hashed
 //! in the same pass and refused when it changes while it is copied (a running server).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::beneath::Beneath;
 use super::state::{Router, StageState, Staged};
 use crate::archive::format::EntryType;
 use crate::error::{Error, IoContext, Result};
@@ -18,7 +19,6 @@ use crate::transplant::pool;
 /// One file to copy: from the old pack to staging.
 struct Copy {
     src: PathBuf,
-    dst: PathBuf,
     staged: Staged,
 }
 
@@ -35,7 +35,7 @@ pub fn stage_from_pack(
     cancel: &Cancel,
 ) -> Result<Vec<Staged>> {
     let router = Router::new(decisions);
-    let mut state = StageState::new(root.to_path_buf());
+    let mut state = StageState::new(Some(root))?;
     let mut files = Vec::new();
     let total: u64 = plan.entries().map(|e| e.size()).sum();
     progress.begin(total, 0);
@@ -45,13 +45,14 @@ pub fn stage_from_pack(
         }
     }
     let as_root = state.as_root;
+    let dir = state.dir()?;
     let copied = pool::parallel_each(
         &files,
         pool::threads(),
         || vec![0u8; 1 << 20],
         |buf, c| {
             cancel.check()?;
-            copy_one(c, buf, as_root, progress)
+            copy_one(dir, c, buf, as_root, progress)
         },
     );
     cancel.check()?;
@@ -61,9 +62,25 @@ pub fn stage_from_pack(
     Ok(state.staged)
 }
 
-/// Admits and routes one entry: a directory or symlink is made in staging at once, a file is
-/// returned for the pool to copy; an entry no rule carries is skipped.
-fn place(plan: &Plan, e: &Entry, router: &Router, state: &mut StageState) -> Result<Option<Copy>> {
+/// The dry run's pass over an old pack: every entry admitted by the real run's checks, nothing
+/// written.
+///
+/// # Errors
+/// A refused entry or a name that is not UTF-8 (`Invalid`).
+pub fn check_pack(plan: &Plan) -> Result<()> {
+    let mut state = StageState::new(None)?;
+    for e in plan.entries() {
+        admit(plan, e, &mut state)?;
+    }
+    Ok(())
+}
+
+/// Admits one entry: its path, type and link target.
+fn admit(
+    plan: &Plan,
+    e: &Entry,
+    state: &mut StageState,
+) -> Result<(String, EntryType, Option<String>)> {
     let src = plan.pack.root.join(&e.rel);
     let utf8 = |p: &Path, what: &str| {
         p.to_str()
@@ -79,11 +96,18 @@ fn place(plan: &Plan, e: &Entry, router: &Router, state: &mut StageState) -> Res
         }
     };
     state.admit(&plan.pack.root, &path, kind, link.as_deref())?;
+    Ok((path, kind, link))
+}
+
+/// Admits and routes one entry: a directory or symlink is made in staging at once, a file is
+/// returned for the pool to copy; an entry no rule carries is skipped.
+fn place(plan: &Plan, e: &Entry, router: &Router, state: &mut StageState) -> Result<Option<Copy>> {
+    let src = plan.pack.root.join(&e.rel);
+    let (path, kind, link) = admit(plan, e, state)?;
     let Some((rule, dst)) = router.route(&path) else {
         return Ok(None);
     };
-    let abs = state.root.join(&dst);
-    state.make_parents(&abs)?;
+    state.dir()?.make_parents(&dst)?;
     let meta = fs::symlink_metadata(&src).at(&src)?;
     let staged = Staged {
         dst,
@@ -98,40 +122,38 @@ fn place(plan: &Plan, e: &Entry, router: &Router, state: &mut StageState) -> Res
     let nsec = meta.mtime_nsec() as u32;
     match kind {
         EntryType::Dir => {
-            fs::create_dir_all(&abs).at(&abs)?;
-            state.chown(&abs, meta.uid() as u64, meta.gid() as u64)?;
-            state.add_dir(staged, abs, nsec);
+            state.dir()?.mkdir(&staged.dst, 0o700)?;
+            state.chown(&staged.dst, meta.uid() as u64, meta.gid() as u64)?;
+            state.add_dir(staged, nsec);
         }
         EntryType::Symlink => {
-            std::os::unix::fs::symlink(staged.link.as_deref().unwrap_or_default(), &abs)
-                .at(&abs)?;
-            state.chown(&abs, meta.uid() as u64, meta.gid() as u64)?;
-            crate::fsutil::set_mtime_ns(&abs, staged.mtime, nsec)?;
+            state
+                .dir()?
+                .symlink(&staged.dst, staged.link.as_deref().unwrap_or_default())?;
+            state.chown(&staged.dst, meta.uid() as u64, meta.gid() as u64)?;
+            state.dir()?.set_mtime(&staged.dst, staged.mtime, nsec)?;
             state.staged.push(staged);
         }
-        EntryType::File => {
-            return Ok(Some(Copy {
-                src,
-                dst: abs,
-                staged,
-            }))
-        }
+        EntryType::File => return Ok(Some(Copy { src, staged })),
     }
     Ok(None)
 }
 
 /// Copies one file into staging, hashing it as it passes; the copy takes the source's mode,
 /// mtime (and owner, as root).
-fn copy_one(c: &Copy, buf: &mut [u8], as_root: bool, progress: &dyn Progress) -> Result<Staged> {
-    let (src, dst) = (&c.src, &c.dst);
+fn copy_one(
+    dir: &Beneath,
+    c: &Copy,
+    buf: &mut [u8],
+    as_root: bool,
+    progress: &dyn Progress,
+) -> Result<Staged> {
+    let src = &c.src;
+    let rel = c.staged.dst.as_str();
+    let dst = &dir.root().join(rel);
     let inp = File::open(src).at(src)?;
     let before = inp.metadata().at(src)?;
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)
-        .at(dst)?;
+    let mut out = dir.create_file(rel)?;
     // A write error belongs to the copy, a read error to the source.
     let mut write_err = None;
     let read = crate::digest::hash_stream(&inp, buf, |b| {
@@ -158,12 +180,13 @@ fn copy_one(c: &Copy, buf: &mut [u8], as_root: bool, progress: &dyn Progress) ->
             "changed while it was copied; is the old server running?",
         ));
     }
-    drop(out);
     if as_root {
-        std::os::unix::fs::lchown(dst, Some(before.uid()), Some(before.gid())).at(dst)?;
+        std::os::unix::fs::fchown(&out, Some(before.uid()), Some(before.gid())).at(dst)?;
     }
-    fs::set_permissions(dst, fs::Permissions::from_mode(c.staged.mode)).at(dst)?;
-    crate::fsutil::set_mtime_ns(dst, before.mtime(), before.mtime_nsec() as u32)?;
+    out.set_permissions(fs::Permissions::from_mode(c.staged.mode))
+        .at(dst)?;
+    drop(out);
+    dir.set_mtime(rel, before.mtime(), before.mtime_nsec() as u32)?;
     let mut st = c.staged.clone();
     st.size = n_total;
     st.mtime = before.mtime();

@@ -5,14 +5,13 @@
 //! mtimes last).
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::beneath::Beneath;
 use crate::archive::format::EntryType;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::transplant::plan::RuleDecision;
 
 /// One entry placed in staging: what the pack must hold at `dst` after the swap. Recorded in
@@ -71,25 +70,6 @@ impl<'a> Router<'a> {
     }
 }
 
-/// Rejects paths that could escape the pack.
-///
-/// # Errors
-/// Why the path is refused: empty, absolute, or with `..` or `.` components.
-pub fn check_rel(path: &str) -> std::result::Result<(), String> {
-    if path.is_empty() {
-        return Err("empty path".into());
-    }
-    for c in Path::new(path).components() {
-        match c {
-            Component::Normal(_) => {}
-            Component::RootDir | Component::Prefix(_) => return Err("absolute path".into()),
-            Component::ParentDir => return Err("path contains `..`".into()),
-            Component::CurDir => return Err("path contains `.`".into()),
-        }
-    }
-    Ok(())
-}
-
 /// A symlink at `at` (pack-relative) pointing to `target` must stay inside the pack (judged
 /// by [`crate::relpath::link_stays_inside`]).
 ///
@@ -110,7 +90,7 @@ pub fn check_link(at: &str, target: &str) -> std::result::Result<(), String> {
 
 /// A staged directory whose mode and mtime are set once everything below it exists.
 struct PendingDir {
-    path: PathBuf,
+    rel: String,
     mode: u32,
     mtime: i64,
     nsec: u32,
@@ -120,6 +100,8 @@ struct PendingDir {
 pub struct StageState {
     /// The stage directory.
     pub root: PathBuf,
+    /// Where every write goes (None: a dry run, which checks and writes nothing).
+    pub dir: Option<Beneath>,
     /// Every entry placed so far.
     pub staged: Vec<Staged>,
     dirs: Vec<PendingDir>,
@@ -130,17 +112,22 @@ pub struct StageState {
 }
 
 impl StageState {
-    /// An empty run staging into `root`.
-    pub fn new(root: PathBuf) -> StageState {
-        StageState {
-            root,
+    /// A run staging into `root` (which must exist), or, for `None`, a dry run that checks
+    /// every entry and writes nothing.
+    ///
+    /// # Errors
+    /// `root` cannot be opened.
+    pub fn new(root: Option<&Path>) -> Result<StageState> {
+        Ok(StageState {
+            root: root.map(Path::to_path_buf).unwrap_or_default(),
+            dir: root.map(Beneath::open_cached).transpose()?,
             staged: Vec::new(),
             dirs: Vec::new(),
             links: BTreeSet::new(),
             seen: BTreeSet::new(),
             // SAFETY: geteuid has no preconditions.
             as_root: unsafe { libc::geteuid() } == 0,
-        }
+        })
     }
 
     /// Validates one source entry (`origin` is the archive or old pack, for the message).
@@ -155,7 +142,7 @@ impl StageState {
         link: Option<&str>,
     ) -> Result<()> {
         let bad = |m: String| Error::invalid(origin, format!("entry {path:?} refused: {m}"));
-        check_rel(path).map_err(bad)?;
+        crate::relpath::check(path.as_bytes()).map_err(bad)?;
         if !self.seen.insert(path.to_string()) {
             return Err(bad("duplicate entry".into()));
         }
@@ -177,33 +164,32 @@ impl StageState {
         Ok(())
     }
 
-    /// Creates the parent directories of `dst` (in staging).
+    /// The writer (a dry run has none).
     ///
     /// # Errors
-    /// The directories cannot be created.
-    pub fn make_parents(&self, dst: &Path) -> Result<()> {
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent).at(parent)?;
-        }
-        Ok(())
+    /// `Invalid` in a dry run (a bug: a dry run must not write).
+    pub fn dir(&self) -> Result<&Beneath> {
+        self.dir
+            .as_ref()
+            .ok_or_else(|| Error::invalid(&self.root, "a dry run writes nothing"))
     }
 
-    /// Restores ownership when running as root.
+    /// Restores ownership of `rel` when running as root.
     ///
     /// # Errors
     /// `lchown` failed.
-    pub fn chown(&self, p: &Path, uid: u64, gid: u64) -> Result<()> {
+    pub fn chown(&self, rel: &str, uid: u64, gid: u64) -> Result<()> {
         if self.as_root {
-            std::os::unix::fs::lchown(p, Some(uid as u32), Some(gid as u32)).at(p)?;
+            self.dir()?.chown(rel, uid as u32, gid as u32)?;
         }
         Ok(())
     }
 
     /// Records a staged directory (already created), whose mode and mtime are set by
     /// [`StageState::finish_dirs`].
-    pub fn add_dir(&mut self, staged: Staged, path: PathBuf, nsec: u32) {
+    pub fn add_dir(&mut self, staged: Staged, nsec: u32) {
         self.dirs.push(PendingDir {
-            path,
+            rel: staged.dst.clone(),
             mode: staged.mode,
             mtime: staged.mtime,
             nsec,
@@ -217,10 +203,13 @@ impl StageState {
     /// # Errors
     /// A mode or mtime cannot be set.
     pub fn finish_dirs(&mut self) -> Result<()> {
-        self.dirs.sort_by(|a, b| b.path.cmp(&a.path));
+        self.dirs.sort_by(|a, b| b.rel.cmp(&a.rel));
+        let Some(dir) = self.dir.as_ref() else {
+            return Ok(());
+        };
         for d in &self.dirs {
-            fs::set_permissions(&d.path, fs::Permissions::from_mode(d.mode)).at(&d.path)?;
-            crate::fsutil::set_mtime_ns(&d.path, d.mtime, d.nsec)?;
+            dir.chmod(&d.rel, d.mode)?;
+            dir.set_mtime(&d.rel, d.mtime, d.nsec)?;
         }
         Ok(())
     }
@@ -232,9 +221,6 @@ mod tests {
 
     #[test]
     fn paths_and_links() {
-        assert!(check_rel("a/b").is_ok());
-        assert!(check_rel("/etc/passwd").is_err());
-        assert!(check_rel("a/../../x").is_err());
         assert!(check_link("solr/data/current", "index").is_ok());
         assert!(check_link("a/b/l", "../c").is_ok());
         assert!(check_link("a/l", "../../x").is_err());
