@@ -91,6 +91,10 @@ pub struct IndexInfo {
     pub rules: Vec<String>,
     /// Entries per rule (same order as `rules`).
     pub counts: Vec<u64>,
+    /// Regular files per rule, as the index lists them.
+    pub files: Vec<u64>,
+    /// Their bytes per rule.
+    pub bytes: Vec<u64>,
     /// Problems found while the index streamed, in index order.
     pub findings: Vec<Finding>,
     /// Index entries the archive does not hold (kept whole; normally none).
@@ -145,6 +149,13 @@ pub struct ArchiveContents {
     /// Entries no restore may write (path, why): not a plain relative path, a trailing-slash
     /// game, a path through a symlink of the archive, a symlink out of the pack.
     pub unsafe_entries: Vec<(String, String)>,
+    /// Layout problems (path, what): snapshot.json not first, a record twice, data after the
+    /// index.
+    pub layout: Vec<(String, String)>,
+    /// Entries read so far.
+    pub(super) entries_read: u64,
+    /// Record names read so far, in order.
+    pub(super) records_read: Vec<String>,
     /// Symlinks that point outside the pack (`path -> target`): restored as links by default.
     pub external_links: Vec<String>,
     /// The archive's symlinks so far (to find entries that go through one).

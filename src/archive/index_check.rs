@@ -51,6 +51,8 @@ impl State<'_> {
         let id = self.info.rules.len() as u16;
         self.info.rules.push(name.to_string());
         self.info.counts.push(0);
+        self.info.files.push(0);
+        self.info.bytes.push(0);
         self.ids.insert(name.to_string(), id);
         id
     }
@@ -58,6 +60,10 @@ impl State<'_> {
     fn entry(&mut self, e: IndexEntry) {
         let rule = self.rule_id(&e.rule);
         self.info.counts[rule as usize] += 1;
+        if e.kind == EntryType::File {
+            self.info.files[rule as usize] += 1;
+            self.info.bytes[rule as usize] += e.size;
+        }
         let finding = |kind, detail: String| Finding {
             kind,
             path: e.path.clone(),

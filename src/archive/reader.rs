@@ -185,6 +185,7 @@ impl Walk<'_, '_> {
             self.cancel.check()?;
             let mut entry = entry.map_err(|e| stream_error(&self.eof, e))?;
             let path = entry_path(&entry)?;
+            self.check_layout(&path);
             if !path.starts_with(META_DIR) {
                 self.check_entry(&entry, &path);
             }
@@ -195,6 +196,28 @@ impl Walk<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// The archive's layout: snapshot.json first, each record once, no data after index.json.
+    fn check_layout(&mut self, path: &str) {
+        let out = &mut *self.out;
+        let first = out.entries_read == 0;
+        out.entries_read += 1;
+        let problem = if first && path != SNAPSHOT_JSON {
+            Some("the first entry is not .carryover/snapshot.json".to_string())
+        } else if path.starts_with(META_DIR) && out.records_read.iter().any(|r| r == path) {
+            Some("a record that appears twice".to_string())
+        } else if !path.starts_with(META_DIR) && out.records_read.iter().any(|r| r == INDEX_JSON) {
+            Some("a data entry after .carryover/index.json (no record describes it)".to_string())
+        } else {
+            None
+        };
+        if path.starts_with(META_DIR) {
+            out.records_read.push(path.to_string());
+        }
+        if let Some(p) = problem {
+            out.layout.push((path.to_string(), p));
+        }
     }
 
     /// One of carryover's own records under `.carryover/`.

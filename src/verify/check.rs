@@ -130,6 +130,10 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
     for (path, why) in &c.unsafe_entries {
         found.push(ProblemKind::Unsafe, path, None, why.clone());
     }
+    for (path, why) in &c.layout {
+        found.push(ProblemKind::Layout, path, None, why.clone());
+    }
+    rule_totals(c, found);
     if !c.external_links.is_empty() {
         found.warnings.push(format!(
             "{} symlink(s) point outside the pack ({}); a transplant recreates them as links and never writes through them (--external-links skip leaves them out)",
@@ -149,6 +153,33 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
         {
             let detail = format!("lies below the archive's symlink {link}");
             found.push(ProblemKind::Unsafe, below, None, detail);
+        }
+    }
+}
+
+/// snapshot.json's per-rule totals (what a transplant budgets and reports) against the index's.
+fn rule_totals(c: &ArchiveContents, found: &mut Found) {
+    let (Some(meta), Some(ix)) = (&c.meta, &c.index) else {
+        return;
+    };
+    for r in &meta.rules {
+        let i = ix.rules.iter().position(|n| n == &r.name);
+        let (files, bytes) = i.map_or((0, 0), |i| (ix.files[i], ix.bytes[i]));
+        if (files, bytes) == (r.files, r.bytes) {
+            continue;
+        }
+        let detail = format!(
+            "snapshot.json records {} file(s), {} bytes; index.json lists {files}, {bytes}",
+            r.files, r.bytes
+        );
+        if meta.allow_running {
+            // Files grow while a running server writes them: expected, and said.
+            found.warnings.push(format!(
+                "rule {}: {detail} (taken with --allow-running)",
+                r.name
+            ));
+        } else {
+            found.push(ProblemKind::Changed, SNAPSHOT_JSON, Some(&r.name), detail);
         }
     }
 }

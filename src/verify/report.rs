@@ -36,6 +36,9 @@ pub enum ProblemKind {
     Oversized,
     /// Same content, but the mode or mtime differ.
     Metadata,
+    /// The archive's records out of place: snapshot.json not first, one twice, data after
+    /// the index.
+    Layout,
 }
 
 /// One problem: what, where, under which rule.
