@@ -67,6 +67,10 @@ pub struct TransplantOptions {
     /// Pristine base for config merges: a pack directory, a distribution .zip or a baseline
     /// snapshot of the old pack's version.
     pub base: Option<PathBuf>,
+    /// Transplant into a pack that already holds a committed transplant.
+    pub force: bool,
+    /// Carry state between different product versions (a migration in WSO2's terms).
+    pub allow_version_change: bool,
 }
 
 /// Everything a transplant decided before its first write. Holds the new pack's lock until it
@@ -116,13 +120,18 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
             conflicts,
         }));
     }
+    revert::refuse_second(&target.root, opts.force)?;
     let (source, meta) = open::open_source(&opts.source, opts.manifest.as_deref(), &target)?;
     // The recorded manifest must still validate: it decides what the archive's paths mean.
     let source_manifest = Manifest::parse(
         &meta.manifest.text,
         Origin::File(opts.source.join(SNAPSHOT_JSON)),
     )?;
-    let mut decision = plan::decide(&meta, &target, &opts.skip_db)?;
+    let gates = plan::Gates {
+        skip_db: &opts.skip_db,
+        allow_version_change: opts.allow_version_change,
+    };
+    let mut decision = plan::decide(&meta, &target, &gates)?;
     let merges = MergeSetup::new(
         &meta,
         &decision,
@@ -208,7 +217,7 @@ pub fn execute(
         .collect();
     report.configs = configs;
     report.result = if report.conflicts.is_empty() {
-        // Only the newest committed transaction stays revertible.
+        // Committed transactions stay: the undo stack.
         record::remove_older_txns(&root, &txn.dir);
         TransplantResult::Committed
     } else {
@@ -349,6 +358,16 @@ pub fn continue_txn(target: &Path) -> Result<ContinueReport> {
 pub fn revert(target: &Path) -> Result<RevertReport> {
     let w = open_for_write(target)?;
     revert::revert_last(&w.pack.root)
+}
+
+/// `transplant --forget NEW_PACK`: opens the pack for writing and drops its committed
+/// transactions' backups ([`revert::forget`]).
+///
+/// # Errors
+/// See [`crate::access::open_for_write`] and [`revert::forget`].
+pub fn forget(target: &Path) -> Result<revert::Forgotten> {
+    let w = open_for_write(target)?;
+    revert::forget(&w.pack.root)
 }
 
 /// `transplant --recover NEW_PACK`: finish or undo whatever a crash interrupted (opening the

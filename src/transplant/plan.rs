@@ -75,14 +75,26 @@ pub struct Decision {
     pub advice: Vec<String>,
 }
 
+/// What the operator allowed or asked for, as the gates see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gates<'a> {
+    /// H2 databases left behind on purpose (`--skip-db`).
+    pub skip_db: &'a [String],
+    /// `--allow-version-change`: carry state between different product versions.
+    pub allow_version_change: bool,
+}
+
 /// Decides every rule of `meta` (the source) against the detected `target`.
 ///
 /// # Errors
-/// `Incompatible` when the products differ, the source is newer than the new pack, or an H2
-/// database cannot be carried (every such database is named at once); `Invalid` when a
-/// `--skip-db` names no database of the source.
-pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<Decision> {
+/// `Incompatible` when the products differ, the source is newer than the new pack, the
+/// versions differ without `--allow-version-change`, or an H2 database cannot be carried (every
+/// such database is named at once); `Invalid` when a `--skip-db` names no database of the
+/// source.
+pub fn decide(meta: &SnapshotMeta, target: &Pack, gates: &Gates) -> Result<Decision> {
+    let skip_db = gates.skip_db;
     check_compatible(meta, target)?;
+    check_version_change(meta, target, gates.allow_version_change)?;
     check_skip_db(meta, skip_db)?;
     let engine = target.engines.h2.as_ref().map(|j| j.version.clone());
     let ctx = Context {
@@ -104,8 +116,41 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
         });
     }
     follow_partners(meta, &mut rules);
-    let advice = ctx.advice(&rules);
+    let mut advice = ctx.advice(&rules);
+    advice.extend(lower_update_level(meta, target));
     Ok(Decision { rules, advice })
+}
+
+/// A version change is a migration in WSO2's terms (its own client, database scripts), not an
+/// update: refused unless the operator allows it.
+fn check_version_change(meta: &SnapshotMeta, target: &Pack, allow: bool) -> Result<()> {
+    let tv = &target.identity.version;
+    if allow || Version::parse(&meta.version).map_or(true, |sv| sv == *tv) {
+        return Ok(());
+    }
+    Err(Error::Incompatible {
+        path: target.root.clone(),
+        message: format!(
+            "the source is {} {}, the new pack is {tv}: a version change is a migration in WSO2's terms \
+             (the migration client upgrades the databases and configuration), not an update of the same version; \
+             carryover carries state within one version; --allow-version-change carries it anyway",
+            meta.product, meta.version
+        ),
+    })
+}
+
+/// A warning when the new pack's update level is lower than the source's: fixes the old pack
+/// had are missing from the new one.
+fn lower_update_level(meta: &SnapshotMeta, target: &Pack) -> Option<String> {
+    let (Some(src), Some(new)) = (meta.update_level, target.identity.update_level) else {
+        return None;
+    };
+    (new < src).then(|| {
+        format!(
+            "warning: the new pack is at update level {new}, lower than the source's {src}: \
+             fixes the old pack had are missing; update the new pack to level {src} or later first"
+        )
+    })
 }
 
 /// Same product, and no downgrade.

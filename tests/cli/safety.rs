@@ -289,3 +289,148 @@ fn signals_exit_130_and_143_within_a_second() {
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "left files behind");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// issue 9 items 8 and 14: a second transplant, the undo stack, --forget; versions
+// ---------------------------------------------------------------------------------------------
+
+/// `carryover transplant --base pristine-4.2.0 EXTRA... SOURCE TARGET`.
+fn transplant_into(
+    env: &TestEnv,
+    source: &std::path::Path,
+    target: &std::path::Path,
+    extra: &[&str],
+) -> crate::common::Ran {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "transplant".into(),
+        "--base".into(),
+        crate::common::example("pristine-4.2.0").into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    args.push(source.into());
+    args.push(target.into());
+    env.run(&args)
+}
+
+/// Item 8: a second transplant into a pack holding a committed one is refused without --force,
+/// naming the transaction and the ways out; with --force both stay revertible and --revert
+/// walks back one at a time, newest first.
+#[test]
+fn a_second_transplant_needs_force_and_revert_walks_back() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let pristine = pack_digest(&new);
+    let first = transplant_into(&env, &archive, &new, &["--json"]);
+    assert_eq!(first.code, Some(0), "{first}");
+    let first_txn = first.json()["txn"].as_str().unwrap().to_string();
+    // What the new server wrote since the first transplant.
+    fs::write(
+        new.join("repository/conf/written-since.txt"),
+        "server state\n",
+    )
+    .unwrap();
+    let after_first = pack_digest(&new);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let r = transplant_into(&env, &archive, &new, extra);
+        assert_eq!(r.code, Some(1), "{extra:?}: {r}");
+        for word in [first_txn.as_str(), "--force", "--revert", "--forget"] {
+            assert!(r.stderr.contains(word), "{extra:?}: no {word}: {r}");
+        }
+        assert_eq!(pack_digest(&new), after_first, "a refusal changed the pack");
+    }
+    let second = transplant_into(&env, &archive, &new, &["--force", "--json"]);
+    assert_eq!(second.code, Some(0), "{second}");
+    let revert = |code| {
+        let r = env.run(["transplant".as_ref(), "--revert".as_ref(), new.as_os_str()]);
+        assert_eq!(r.code, Some(code), "{r}");
+        r
+    };
+    revert(4);
+    assert_eq!(pack_digest(&new), after_first, "the newest revert");
+    fs::remove_file(new.join("repository/conf/written-since.txt")).unwrap();
+    let r = revert(4);
+    assert!(r.stdout.contains(&first_txn), "{r}");
+    assert_eq!(pack_digest(&new), pristine, "the older revert");
+    revert(1);
+}
+
+/// Item 8: --forget drops the committed backups, says what it freed; nothing is revertible
+/// afterwards and a new transplant needs no --force.
+#[test]
+fn forget_drops_committed_backups_and_says_how_much() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let r = transplant_into(&env, &archive, &new, &[]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let txns = new.join(".carryover/txn");
+    assert_eq!(fs::read_dir(&txns).unwrap().count(), 1);
+    let after = pack_digest(&new);
+    let f = env.run(["transplant".as_ref(), "--forget".as_ref(), new.as_os_str()]);
+    assert_eq!(f.code, Some(0), "{f}");
+    assert!(f.stdout.contains("forgot 1 committed transplant"), "{f}");
+    assert!(f.stdout.contains("freed"), "{f}");
+    assert_eq!(fs::read_dir(&txns).unwrap().count(), 0, "backups left");
+    assert_eq!(
+        pack_digest(&new),
+        after,
+        "--forget changed the pack's state"
+    );
+    let rv = env.run(["transplant".as_ref(), "--revert".as_ref(), new.as_os_str()]);
+    assert_eq!(rv.code, Some(1), "{rv}");
+    let again = transplant_into(&env, &archive, &new, &["--dry-run"]);
+    assert_eq!(again.code, Some(0), "{again}");
+}
+
+/// Item 14: a version change (4.1.0 -> 4.2.0) is refused with the reason unless
+/// --allow-version-change; a lower update level in the new pack is warned about.
+#[test]
+fn version_change_is_refused_and_a_lower_update_level_warned() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    // The new pack at update level 3, below the source's 5.
+    let cfg = new.join("updates/config.json");
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"update-level\": 20", "\"update-level\": 3");
+    fs::write(&cfg, text).unwrap();
+    let r = transplant_into(&env, &old, &new, &["--dry-run"]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(
+        r.stdout
+            .contains("update level 3, lower than the source's 5"),
+        "{r}"
+    );
+
+    for (file, from, to) in [
+        ("updates/product.txt", "wso2am-4.2.0", "wso2am-4.1.0"),
+        ("bin/version.txt", "v4.2.0", "v4.1.0"),
+        (
+            "repository/conf/carbon.xml",
+            "<Version>4.2.0<",
+            "<Version>4.1.0<",
+        ),
+    ] {
+        let p = old.join(file);
+        let t = fs::read_to_string(&p).unwrap().replace(from, to);
+        fs::write(&p, t).unwrap();
+    }
+    let before = pack_digest(&new);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let r = transplant_into(&env, &old, &new, extra);
+        assert_eq!(r.code, Some(1), "{extra:?}: {r}");
+        assert!(r.stderr.contains("4.1.0"), "{r}");
+        assert!(r.stderr.contains("migration"), "{r}");
+        assert!(r.stderr.contains("--allow-version-change"), "{r}");
+        assert_eq!(pack_digest(&new), before, "a refusal changed the pack");
+    }
+    let r = transplant_into(&env, &old, &new, &["--dry-run", "--allow-version-change"]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(r.stdout.contains("4.1.0 -> 4.2.0"), "{r}");
+}
