@@ -10,7 +10,7 @@
 //! [`fn@revert`], `--continue` is [`continue_txn`] ([`resume`]), `--recover` is [`fn@recover`].
 //!
 //! Modules, each importing only those before it: [`pool`], [`mod@failpoint`] · [`mod@plan`] (the
-//! decisions) · [`stage`] · [`record`] (the journal and `plan.json`) · [`moves`] · [`base`],
+//! decisions), [`rules`] (carryover's own rules) · [`stage`] · [`record`] (the journal and `plan.json`) · [`moves`] · [`base`],
 //! [`configs`] · [`swap`] · [`mod@revert`] · [`mod@recover`] · [`resume`] · [`report`] ·
 //! [`open`] (the gates); this file uses them all and none uses it.
 
@@ -26,6 +26,7 @@ pub mod recover;
 pub mod report;
 pub mod resume;
 pub mod revert;
+pub mod rules;
 pub mod stage;
 pub mod swap;
 
@@ -41,9 +42,8 @@ pub use resume::{ContinueReport, FinalProblem, Unresolved};
 pub use revert::RevertReport;
 
 use crate::access::open_for_write;
-use crate::archive::format::{SnapshotMeta, SNAPSHOT_JSON};
+use crate::archive::format::SnapshotMeta;
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, Origin};
 use crate::pack::Pack;
 use crate::progress::{Cancel, Progress};
 use configs::{MergeSetup, Staging};
@@ -122,11 +122,11 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     }
     revert::refuse_second(&target.root, opts.force)?;
     let (source, meta) = open::open_source(&opts.source, opts.manifest.as_deref(), &target)?;
-    // The recorded manifest must still validate: it decides what the archive's paths mean.
-    let source_manifest = Manifest::parse(
-        &meta.manifest.text,
-        Origin::File(opts.source.join(SNAPSHOT_JSON)),
-    )?;
+    // The rules that apply are carryover's own for the source's product and version, never
+    // the archive's.
+    plan::check_compatible(&meta, &target)?;
+    let source_manifest = rules::own_manifest(&meta, &opts.source, opts.manifest.as_deref())?;
+    rules::check_rules(&meta, &source_manifest, &opts.source)?;
     let gates = plan::Gates {
         skip_db: &opts.skip_db,
         allow_version_change: opts.allow_version_change,

@@ -154,7 +154,10 @@ fn lower_update_level(meta: &SnapshotMeta, target: &Pack) -> Option<String> {
 }
 
 /// Same product, and no downgrade.
-fn check_compatible(meta: &SnapshotMeta, target: &Pack) -> Result<()> {
+///
+/// # Errors
+/// `Incompatible` naming both packs' product and version.
+pub fn check_compatible(meta: &SnapshotMeta, target: &Pack) -> Result<()> {
     let tid = &target.identity;
     if meta.product != tid.product {
         return Err(Error::Incompatible {

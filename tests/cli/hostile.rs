@@ -1183,7 +1183,6 @@ fn rules_the_manifest_lacks_consistent() {
 }
 
 #[test]
-#[ignore = "issue 9 item 2: --dry-run exits 0 where transplant refuses (1)"]
 fn rules_the_manifest_lacks_inconsistent() {
     finish(added_rules(false));
 }
@@ -1234,13 +1233,11 @@ fn absolute_merge_rule(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 2: a merge rule at an absolute path: --dry-run -v prints /etc/passwd and the canary's secret and exits 0; verify exits 0"]
 fn merge_rule_at_an_absolute_path_consistent() {
     finish(absolute_merge_rule(true));
 }
 
 #[test]
-#[ignore = "issue 9 item 2: --dry-run -v prints /etc/passwd and the canary's secret and exits 0 (transplant 1)"]
 fn merge_rule_at_an_absolute_path_inconsistent() {
     finish(absolute_merge_rule(false));
 }

@@ -434,3 +434,92 @@ fn version_change_is_refused_and_a_lower_update_level_warned() {
     assert_eq!(r.code, Some(0), "{r}");
     assert!(r.stdout.contains("4.1.0 -> 4.2.0"), "{r}");
 }
+
+/// `archive` with its snapshot.json rewritten by the Python statement `edit` (on `meta`).
+fn forge_meta(
+    env: &TestEnv,
+    archive: &std::path::Path,
+    name: &str,
+    edit: &str,
+) -> std::path::PathBuf {
+    let out = env.path().join(format!("{name}.tar.zst"));
+    let script = format!(
+        r#"
+import io, json, subprocess, sys, tarfile
+src, out = sys.argv[1:3]
+raw = subprocess.run(["zstd", "-dc", src], check=True, capture_output=True).stdout
+buf = io.BytesIO()
+with tarfile.open(fileobj=io.BytesIO(raw)) as i, tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as o:
+    for m in i.getmembers():
+        data = i.extractfile(m).read() if m.isfile() else None
+        if m.name == ".carryover/snapshot.json":
+            meta = json.loads(data)
+            {edit}
+            data = json.dumps(meta).encode()
+            m.size = len(data)
+        o.addfile(m, io.BytesIO(data) if data is not None else None)
+subprocess.run(["zstd", "-q", "-f", "-o", out], input=buf.getvalue(), check=True)
+"#
+    );
+    let st = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(archive)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    out
+}
+
+/// Item 2: the archive does not decide where its entries go. A rule carryover's manifest lacks
+/// (`bin`), a known rule moved to another path, or one at an absolute path is refused by the
+/// dry run and the real run alike, with the archive's rule and carryover's named.
+#[test]
+fn rules_outside_carryovers_manifest_are_refused_with_both_named() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let before = pack_digest(&new);
+    let cases = [
+        (
+            "extra-bin",
+            r#"meta["rules"].append(dict(meta["rules"][-1], name="bin", kind="dir", strategy="replace", path="bin", travels_with=None))"#,
+            vec!["rule \"bin\"", "is not a rule of wso2am-4.1-4.2"],
+        ),
+        (
+            "moved-tenants",
+            r#"[r.update(path="repository/components/plugins") for r in meta["rules"] if r["name"] == "tenants"]"#,
+            vec![
+                "rule \"tenants\"",
+                "repository/components/plugins",
+                "repository/tenants",
+            ],
+        ),
+        (
+            "absolute-config",
+            r#"[r.update(path="/etc/passwd") for r in meta["rules"] if r["kind"] == "config"]"#,
+            vec!["/etc/passwd", "differs"],
+        ),
+    ];
+    for (name, edit, words) in cases {
+        let forged = forge_meta(&env, &archive, name, edit);
+        for extra in [&["--dry-run", "-v"][..], &[][..]] {
+            let r = transplant_into(&env, &forged, &new, extra);
+            assert_eq!(r.code, Some(1), "{name} {extra:?}: {r}");
+            for w in &words {
+                assert!(r.stderr.contains(w), "{name} {extra:?}: no {w}: {r}");
+            }
+            assert!(
+                !r.stdout.contains("root:"),
+                "{name}: printed /etc/passwd: {r}"
+            );
+            assert_eq!(pack_digest(&new), before, "{name}: the pack changed");
+        }
+    }
+    // The unforged archive still transplants.
+    let r = transplant_into(&env, &archive, &new, &["--dry-run"]);
+    assert_eq!(r.code, Some(0), "{r}");
+}
