@@ -43,6 +43,10 @@ pub struct TransplantArgs {
     /// own client): refused without this flag.
     #[arg(long)]
     pub allow_version_change: bool,
+    /// Carry an H2 database that a snapshot taken with --allow-corrupt records as damaged
+    /// (refused without this flag; a damaged Lucene index is always dropped for re-indexing).
+    #[arg(long)]
+    pub allow_damaged_db: bool,
     /// Finish or undo a transplant interrupted by a crash.
     #[arg(long)]
     pub recover: bool,
@@ -88,6 +92,7 @@ pub fn run(ctx: &Ctx, args: TransplantArgs) -> Result<Outcome> {
         manifest: args.manifest,
         force: args.force,
         allow_version_change: args.allow_version_change,
+        allow_damaged_db: args.allow_damaged_db,
     };
     let bar = ctx.out.bar("transplant");
     let result = transplant::transplant(&opts, &bar, &ctx.cancel);

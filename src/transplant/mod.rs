@@ -71,6 +71,8 @@ pub struct TransplantOptions {
     pub force: bool,
     /// Carry state between different product versions (a migration in WSO2's terms).
     pub allow_version_change: bool,
+    /// Carry an H2 database the archive records as damaged.
+    pub allow_damaged_db: bool,
 }
 
 /// Everything a transplant decided before its first write. Holds the new pack's lock until it
@@ -124,12 +126,18 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     let (source, meta) = open::open_source(&opts.source, opts.manifest.as_deref(), &target)?;
     // The rules that apply are carryover's own for the source's product and version, never
     // the archive's.
-    plan::check_compatible(&meta, &target)?;
+    rules::check_compatible(&meta, &target)?;
     let source_manifest = rules::own_manifest(&meta, &opts.source, opts.manifest.as_deref())?;
     rules::check_rules(&meta, &source_manifest, &opts.source)?;
+    let corrupt = match &source {
+        Source::Archive(a) => rules::recorded_damage(a)?,
+        Source::Pack(_) => Vec::new(),
+    };
     let gates = plan::Gates {
         skip_db: &opts.skip_db,
         allow_version_change: opts.allow_version_change,
+        corrupt: &corrupt,
+        allow_damaged_db: opts.allow_damaged_db,
     };
     let mut decision = plan::decide(&meta, &target, &gates)?;
     let merges = MergeSetup::new(

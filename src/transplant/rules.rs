@@ -2,13 +2,18 @@
 //! for the source's product and version (the built-in manifest that covers it, or the
 //! `--manifest` the operator passes). The source's recorded rules are compared with them, and
 //! any rule outside them (another name, kind, strategy, partner or path, a path that is not a
-//! plain pack-relative one, or one in a shipped area) is refused with both named. Reads only.
+//! plain pack-relative one, or one in a shipped area) is refused with both named. Also the
+//! version gates (a version change is a migration; a lower update level is warned about) and
+//! the damage an `--allow-corrupt` archive records. Reads only.
 
 use std::path::{Path, PathBuf};
 
-use crate::archive::format::{RuleRecord, SnapshotMeta};
+use crate::archive::format::{CorruptRecord, RuleRecord, SnapshotMeta};
+use crate::archive::read_archive;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Manifest, RuleKind, SHIPPED};
+use crate::pack::Pack;
+use crate::progress::{Cancel, NoProgress};
 use crate::version::Version;
 
 /// Carryover's own manifest for the source described by `meta`: `user` (`--manifest`) when
@@ -107,6 +112,78 @@ fn rule_problem(r: &RuleRecord, own: &Manifest) -> std::result::Result<(), Strin
 fn is_h2_file(p: &Path) -> bool {
     let s = p.to_string_lossy();
     (s.ends_with(".mv.db") || s.ends_with(".h2.db")) && p.file_name().is_some()
+}
+
+/// A version change is a migration in WSO2's terms (its own client, database scripts), not an
+/// update: refused unless the operator allows it.
+///
+/// # Errors
+/// `Incompatible` naming both versions and `--allow-version-change`.
+pub fn check_version_change(meta: &SnapshotMeta, target: &Pack, allow: bool) -> Result<()> {
+    let tv = &target.identity.version;
+    if allow || Version::parse(&meta.version).map_or(true, |sv| sv == *tv) {
+        return Ok(());
+    }
+    Err(Error::Incompatible {
+        path: target.root.clone(),
+        message: format!(
+            "the source is {} {}, the new pack is {tv}: a version change is a migration in WSO2's terms \
+             (the migration client upgrades the databases and configuration), not an update of the same version; \
+             carryover carries state within one version; --allow-version-change carries it anyway",
+            meta.product, meta.version
+        ),
+    })
+}
+
+/// A warning when the new pack's update level is lower than the source's: fixes the old pack
+/// had are missing from the new one.
+pub fn lower_update_level(meta: &SnapshotMeta, target: &Pack) -> Option<String> {
+    let (Some(src), Some(new)) = (meta.update_level, target.identity.update_level) else {
+        return None;
+    };
+    (new < src).then(|| {
+        format!(
+            "warning: the new pack is at update level {new}, lower than the source's {src}: \
+             fixes the old pack had are missing; update the new pack to level {src} or later first"
+        )
+    })
+}
+
+/// Same product, and no downgrade.
+///
+/// # Errors
+/// `Incompatible` naming both packs' product and version.
+pub fn check_compatible(meta: &SnapshotMeta, target: &Pack) -> Result<()> {
+    let tid = &target.identity;
+    if meta.product != tid.product {
+        return Err(Error::Incompatible {
+            path: target.root.clone(),
+            message: format!(
+                "the source is {} {}, the new pack is {} {}: carryover only carries state between packs of the same product",
+                meta.product, meta.version, tid.product, tid.version
+            ),
+        });
+    }
+    if Version::parse(&meta.version).is_some_and(|sv| sv > tid.version) {
+        return Err(Error::Incompatible {
+            path: target.root.clone(),
+            message: format!(
+                "the source is {} {}, newer than the new pack ({}); carryover does not downgrade",
+                meta.product, meta.version, tid.version
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The files an archive records as damaged (`--allow-corrupt`): its index is read, with the
+/// whole archive, before anything is decided.
+///
+/// # Errors
+/// The archive cannot be read.
+pub fn recorded_damage(archive: &Path) -> Result<Vec<CorruptRecord>> {
+    let contents = read_archive(archive, None, &NoProgress, &Cancel::default())?;
+    Ok(contents.index.map(|i| i.corrupt).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -523,3 +523,81 @@ fn rules_outside_carryovers_manifest_are_refused_with_both_named() {
     let r = transplant_into(&env, &archive, &new, &["--dry-run"]);
     assert_eq!(r.code, Some(0), "{r}");
 }
+
+/// Item 12: damage carried on. An archive taken with --allow-corrupt: its damaged Lucene index is
+/// dropped with re-index advice, its damaged database refused unless --allow-damaged-db; the
+/// plan says so.
+#[test]
+fn recorded_damage_drops_the_index_and_refuses_the_database() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let seg = old.join("solr/data/index/_0.cfs");
+    let len = fs::metadata(&seg).unwrap().len();
+    crate::common::flip_byte(&seg, len / 2, 0x20);
+    let archive = env.path().join("lucene.tar.zst");
+    let doc = env.snapshot(&old, &archive, &["--allow-corrupt"]);
+    assert_eq!(doc["corrupt"][0]["path"], "solr/data/index/_0.cfs", "{doc}");
+    let before = pack_digest(&new);
+    let r = transplant_into(&env, &archive, &new, &["--dry-run"]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("solr-data "))
+        .unwrap_or_else(|| panic!("no solr-data line: {r}"));
+    assert!(
+        line.contains(" drop ") && line.contains("damaged"),
+        "{line}"
+    );
+    assert!(
+        line.contains("_0.cfs") && line.contains("re-index"),
+        "{line}"
+    );
+    assert!(
+        r.stdout.contains("advice: ") && r.stdout.contains("re_indexing"),
+        "{r}"
+    );
+    let r = transplant_into(&env, &archive, &new, &[]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(
+        fs::read(new.join("solr/data/index/_0.cfs")).ok(),
+        fs::read(crate::common::example("wso2am-4.2.0-new").join("solr/data/index/_0.cfs")).ok(),
+        "the damaged index was carried"
+    );
+    let rv = env.run(["transplant".as_ref(), "--revert".as_ref(), new.as_os_str()]);
+    assert_eq!(rv.code, Some(4), "{rv}");
+    assert_eq!(pack_digest(&new), before);
+
+    // A damaged database: both MVStore header blocks.
+    crate::common::flip_byte(&seg, len / 2, 0x20);
+    let db = old.join("repository/database/WSO2CARBON_DB.mv.db");
+    crate::common::flip_byte(&db, 10, 0x01);
+    crate::common::flip_byte(&db, 4096 + 10, 0x01);
+    let archive = env.path().join("db.tar.zst");
+    let doc = env.snapshot(&old, &archive, &["--allow-corrupt"]);
+    assert_eq!(
+        doc["corrupt"][0]["path"], "repository/database/WSO2CARBON_DB.mv.db",
+        "{doc}"
+    );
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let r = transplant_into(&env, &archive, &new, extra);
+        assert_eq!(r.code, Some(1), "{extra:?}: {r}");
+        for w in [
+            "WSO2CARBON_DB",
+            "damaged",
+            "--allow-damaged-db",
+            "--skip-db",
+        ] {
+            assert!(r.stderr.contains(w), "{extra:?}: no {w}: {r}");
+        }
+        assert_eq!(pack_digest(&new), before, "a refusal changed the pack");
+    }
+    let r = transplant_into(
+        &env,
+        &archive,
+        &new,
+        &["--dry-run", "--skip-db", "WSO2CARBON_DB"],
+    );
+    assert_eq!(r.code, Some(0), "{r}");
+}
