@@ -130,7 +130,7 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     let source_manifest = rules::own_manifest(&meta, &opts.source, opts.manifest.as_deref())?;
     rules::check_rules(&meta, &source_manifest, &opts.source)?;
     let corrupt = match &source {
-        Source::Archive(a) => rules::recorded_damage(a)?,
+        Source::Archive(a) => rules::recorded_damage(a, &meta)?,
         Source::Pack(_) => Vec::new(),
     };
     let gates = plan::Gates {

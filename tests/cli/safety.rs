@@ -442,6 +442,18 @@ fn forge_meta(
     name: &str,
     edit: &str,
 ) -> std::path::PathBuf {
+    forge(env, archive, name, edit, false)
+}
+
+/// [`forge_meta`], and (`add_bin`) an entry `bin/wso2server.sh` that no record mentions.
+fn forge(
+    env: &TestEnv,
+    archive: &std::path::Path,
+    name: &str,
+    edit: &str,
+    add_bin: bool,
+) -> std::path::PathBuf {
+    let add_bin = if add_bin { "True" } else { "False" };
     let out = env.path().join(format!("{name}.tar.zst"));
     let script = format!(
         r#"
@@ -458,6 +470,10 @@ with tarfile.open(fileobj=io.BytesIO(raw)) as i, tarfile.open(fileobj=buf, mode=
             data = json.dumps(meta).encode()
             m.size = len(data)
         o.addfile(m, io.BytesIO(data) if data is not None else None)
+    if {add_bin}:
+        m = tarfile.TarInfo("bin/wso2server.sh")
+        m.size, m.mode = 10, 0o755
+        o.addfile(m, io.BytesIO(b"echo evil\n"))
 subprocess.run(["zstd", "-q", "-f", "-o", out], input=buf.getvalue(), check=True)
 "#
     );
@@ -518,6 +534,17 @@ fn rules_outside_carryovers_manifest_are_refused_with_both_named() {
             );
             assert_eq!(pack_digest(&new), before, "{name}: the pack changed");
         }
+    }
+    // An entry under no rule, records untouched: refused before anything is staged.
+    let forged = forge(&env, &archive, "entry-bin", "pass", true);
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let r = transplant_into(&env, &forged, &new, extra);
+        assert_eq!(r.code, Some(1), "entry-bin {extra:?}: {r}");
+        assert!(
+            r.stderr.contains("bin/wso2server.sh") && r.stderr.contains("under no rule"),
+            "{r}"
+        );
+        assert_eq!(pack_digest(&new), before, "entry-bin: the pack changed");
     }
     // The unforged archive still transplants.
     let r = transplant_into(&env, &archive, &new, &["--dry-run"]);
