@@ -106,8 +106,11 @@ pub enum Planned {
 ///
 /// # Errors
 /// Not a pack; a server runs on either pack or the lock is held (`Refused`); the source is
-/// unreadable, of another product or newer (`Incompatible`); an H2 database cannot be carried;
-/// a bad `--skip-db`, `--manifest` or `--base`.
+/// unreadable, of another product or newer (`Incompatible`); another version without
+/// `--allow-version-change`; a rule or entry outside carryover's own manifest; a committed
+/// transplant already in the pack without `--force` (`Invalid`); an H2 database cannot be
+/// carried (or is recorded damaged without `--allow-damaged-db`); a bad `--skip-db`,
+/// `--manifest` or `--base`.
 pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     let started = Instant::now();
     let w = open_for_write(&opts.target)?;
