@@ -24,7 +24,8 @@ pub struct TransplantArgs {
     /// Leave this H2 database behind on purpose (repeatable), e.g. --skip-db WSO2METRICS_DB.
     #[arg(long, value_name = "NAME")]
     pub skip_db: Vec<String>,
-    /// Manifest for an old-pack SOURCE (default: the built-in for its line).
+    /// The rules that apply to SOURCE, an archive or an old pack (default: the built-in for its
+    /// product and version; an archive's recorded rules are only compared with them).
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
     /// Restore NEW_PACK exactly to its state before the last transplant (exit 4); again to walk

@@ -62,7 +62,7 @@ pub struct TransplantOptions {
     pub dry_run: bool,
     /// H2 databases left behind on purpose.
     pub skip_db: Vec<String>,
-    /// Manifest for an old-pack source (default: the built-in for its line).
+    /// The rules that apply to the source (default: the built-in for its product and version).
     pub manifest: Option<PathBuf>,
     /// Pristine base for config merges: a pack directory, a distribution .zip or a baseline
     /// snapshot of the old pack's version.
