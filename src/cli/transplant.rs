@@ -1,4 +1,5 @@
-//! `carryover transplant SOURCE NEW_PACK`, `--dry-run`, `--revert NEW_PACK`, `--recover NEW_PACK`.
+//! `carryover transplant SOURCE NEW_PACK`, `--dry-run`, `--revert NEW_PACK`, `--recover NEW_PACK`,
+//! `--forget NEW_PACK`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use super::ctx::{usage, Ctx};
 use super::output;
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("mode").args(["revert", "recover", "continue_"]).multiple(false))]
+#[command(group = clap::ArgGroup::new("mode").args(["revert", "recover", "continue_", "forget"]).multiple(false))]
 pub struct TransplantArgs {
     /// SOURCE (a snapshot archive or the old pack's directory) and NEW_PACK; only NEW_PACK with
     /// --revert or --recover.
@@ -23,12 +24,30 @@ pub struct TransplantArgs {
     /// Leave this H2 database behind on purpose (repeatable), e.g. --skip-db WSO2METRICS_DB.
     #[arg(long, value_name = "NAME")]
     pub skip_db: Vec<String>,
-    /// Manifest for an old-pack SOURCE (default: the built-in for its line).
+    /// The rules that apply to SOURCE, an archive or an old pack (default: the built-in for its
+    /// product and version; an archive's recorded rules are only compared with them).
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
-    /// Restore NEW_PACK exactly to its state before the last transplant (exit 4).
+    /// Restore NEW_PACK exactly to its state before the last transplant (exit 4); again to walk
+    /// back the one before it.
     #[arg(long)]
     pub revert: bool,
+    /// Drop the committed transplants' backups of NEW_PACK (they hold databases and keystores):
+    /// nothing is revertible afterwards.
+    #[arg(long)]
+    pub forget: bool,
+    /// Transplant into a pack that already holds a committed transplant (both stay revertible,
+    /// newest first).
+    #[arg(long)]
+    pub force: bool,
+    /// Carry state between different product versions (WSO2 calls that a migration, with its
+    /// own client): refused without this flag.
+    #[arg(long)]
+    pub allow_version_change: bool,
+    /// Carry an H2 database that a snapshot taken with --allow-corrupt records as damaged
+    /// (refused without this flag; a damaged Lucene index is always dropped for re-indexing).
+    #[arg(long)]
+    pub allow_damaged_db: bool,
     /// Finish or undo a transplant interrupted by a crash.
     #[arg(long)]
     pub recover: bool,
@@ -42,14 +61,16 @@ pub struct TransplantArgs {
 }
 
 pub fn run(ctx: &Ctx, args: TransplantArgs) -> Result<Outcome> {
-    if args.revert || args.recover || args.continue_ {
+    if args.revert || args.recover || args.continue_ || args.forget {
         let [target] = args.paths.as_slice() else {
             return Err(usage(
-                "--revert, --recover and --continue take only NEW_PACK",
+                "--revert, --recover, --continue and --forget take only NEW_PACK",
             ));
         };
         return if args.continue_ {
             resume(ctx, target)
+        } else if args.forget {
+            forget(ctx, target)
         } else if args.revert {
             revert(ctx, target)
         } else {
@@ -70,6 +91,9 @@ pub fn run(ctx: &Ctx, args: TransplantArgs) -> Result<Outcome> {
         dry_run: args.dry_run,
         skip_db: args.skip_db,
         manifest: args.manifest,
+        force: args.force,
+        allow_version_change: args.allow_version_change,
+        allow_damaged_db: args.allow_damaged_db,
     };
     let bar = ctx.out.bar("transplant");
     let result = transplant::transplant(&opts, &bar, &ctx.cancel);
@@ -167,6 +191,29 @@ fn revert(ctx: &Ctx, target: &Path) -> Result<Outcome> {
         )
     })?;
     Ok(reverted.outcome())
+}
+
+/// `--forget`: drop the committed transplants' backups, saying how much that freed.
+fn forget(ctx: &Ctx, target: &Path) -> Result<Outcome> {
+    let f = transplant::forget(target)?;
+    let doc = serde_json::json!({ "result": "forgotten", "txns": f.txns, "bytes": f.bytes, "target": target });
+    ctx.out.report(&doc, false, || {
+        if f.txns.is_empty() {
+            format!(
+                "{}: no committed transplant to forget (freed {})\n",
+                target.display(),
+                output::bytes(f.bytes)
+            )
+        } else {
+            format!(
+                "forgot {} committed transplant(s) ({}): freed {}; they can no longer be reverted\n",
+                f.txns.len(),
+                f.txns.join(", "),
+                output::bytes(f.bytes)
+            )
+        }
+    })?;
+    Ok(Outcome::Ok)
 }
 
 /// `--recover`: finish or undo whatever a crash interrupted.

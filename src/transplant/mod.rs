@@ -10,7 +10,7 @@
 //! [`fn@revert`], `--continue` is [`continue_txn`] ([`resume`]), `--recover` is [`fn@recover`].
 //!
 //! Modules, each importing only those before it: [`pool`], [`mod@failpoint`] · [`mod@plan`] (the
-//! decisions) · [`stage`] · [`record`] (the journal and `plan.json`) · [`moves`] · [`base`],
+//! decisions), [`rules`] (carryover's own rules) · [`stage`] · [`record`] (the journal and `plan.json`) · [`moves`] · [`base`],
 //! [`configs`] · [`swap`] · [`mod@revert`] · [`mod@recover`] · [`resume`] · [`report`] ·
 //! [`open`] (the gates); this file uses them all and none uses it.
 
@@ -26,6 +26,7 @@ pub mod recover;
 pub mod report;
 pub mod resume;
 pub mod revert;
+pub mod rules;
 pub mod stage;
 pub mod swap;
 
@@ -41,9 +42,8 @@ pub use resume::{ContinueReport, FinalProblem, Unresolved};
 pub use revert::RevertReport;
 
 use crate::access::open_for_write;
-use crate::archive::format::{SnapshotMeta, SNAPSHOT_JSON};
+use crate::archive::format::SnapshotMeta;
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, Origin};
 use crate::pack::Pack;
 use crate::progress::{Cancel, Progress};
 use configs::{MergeSetup, Staging};
@@ -62,11 +62,17 @@ pub struct TransplantOptions {
     pub dry_run: bool,
     /// H2 databases left behind on purpose.
     pub skip_db: Vec<String>,
-    /// Manifest for an old-pack source (default: the built-in for its line).
+    /// The rules that apply to the source (default: the built-in for its product and version).
     pub manifest: Option<PathBuf>,
     /// Pristine base for config merges: a pack directory, a distribution .zip or a baseline
     /// snapshot of the old pack's version.
     pub base: Option<PathBuf>,
+    /// Transplant into a pack that already holds a committed transplant.
+    pub force: bool,
+    /// Carry state between different product versions (a migration in WSO2's terms).
+    pub allow_version_change: bool,
+    /// Carry an H2 database the archive records as damaged.
+    pub allow_damaged_db: bool,
 }
 
 /// Everything a transplant decided before its first write. Holds the new pack's lock until it
@@ -100,8 +106,11 @@ pub enum Planned {
 ///
 /// # Errors
 /// Not a pack; a server runs on either pack or the lock is held (`Refused`); the source is
-/// unreadable, of another product or newer (`Incompatible`); an H2 database cannot be carried;
-/// a bad `--skip-db`, `--manifest` or `--base`.
+/// unreadable, of another product or newer (`Incompatible`); another version without
+/// `--allow-version-change`; a rule or entry outside carryover's own manifest; a committed
+/// transplant already in the pack without `--force` (`Invalid`); an H2 database cannot be
+/// carried (or is recorded damaged without `--allow-damaged-db`); a bad `--skip-db`,
+/// `--manifest` or `--base`.
 pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     let started = Instant::now();
     let w = open_for_write(&opts.target)?;
@@ -116,13 +125,24 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
             conflicts,
         }));
     }
+    revert::refuse_second(&target.root, opts.force)?;
     let (source, meta) = open::open_source(&opts.source, opts.manifest.as_deref(), &target)?;
-    // The recorded manifest must still validate: it decides what the archive's paths mean.
-    let source_manifest = Manifest::parse(
-        &meta.manifest.text,
-        Origin::File(opts.source.join(SNAPSHOT_JSON)),
-    )?;
-    let mut decision = plan::decide(&meta, &target, &opts.skip_db)?;
+    // The rules that apply are carryover's own for the source's product and version, never
+    // the archive's.
+    rules::check_compatible(&meta, &target)?;
+    let source_manifest = rules::own_manifest(&meta, &opts.source, opts.manifest.as_deref())?;
+    rules::check_rules(&meta, &source_manifest, &opts.source)?;
+    let corrupt = match &source {
+        Source::Archive(a) => rules::recorded_damage(a, &meta)?,
+        Source::Pack(_) => Vec::new(),
+    };
+    let gates = plan::Gates {
+        skip_db: &opts.skip_db,
+        allow_version_change: opts.allow_version_change,
+        corrupt: &corrupt,
+        allow_damaged_db: opts.allow_damaged_db,
+    };
+    let mut decision = plan::decide(&meta, &target, &gates)?;
     open::check_writable(&target.root, &decision.rules)?;
     let merges = MergeSetup::new(
         &meta,
@@ -235,7 +255,7 @@ pub fn execute(
         .collect();
     report.configs = configs;
     report.result = if report.conflicts.is_empty() {
-        // Only the newest committed transaction stays revertible.
+        // Committed transactions stay: the undo stack.
         record::remove_older_txns(&root, &txn.dir);
         TransplantResult::Committed
     } else {
@@ -384,6 +404,16 @@ pub fn continue_txn(target: &Path) -> Result<ContinueReport> {
 pub fn revert(target: &Path) -> Result<RevertReport> {
     let w = open_for_write(target)?;
     revert::revert_last(&w.pack.root)
+}
+
+/// `transplant --forget NEW_PACK`: opens the pack for writing and drops its committed
+/// transactions' backups ([`revert::forget`]).
+///
+/// # Errors
+/// See [`crate::access::open_for_write`] and [`revert::forget`].
+pub fn forget(target: &Path) -> Result<revert::Forgotten> {
+    let w = open_for_write(target)?;
+    revert::forget(&w.pack.root)
 }
 
 /// `transplant --recover NEW_PACK`: finish or undo whatever a crash interrupted (opening the

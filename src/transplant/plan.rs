@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::format::{RuleRecord, SnapshotMeta};
+use crate::archive::format::{CorruptRecord, RuleRecord, SnapshotMeta};
 use crate::error::{Error, Result};
 use crate::manifest::{Kind, Strategy};
 use crate::pack::{H2Format, Location, Pack};
 use crate::plan::Status;
+use crate::transplant::rules;
 use crate::version::Version;
 
 /// What a transplant does with one rule's state.
@@ -75,14 +76,30 @@ pub struct Decision {
     pub advice: Vec<String>,
 }
 
+/// What the operator allowed or asked for, as the gates see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gates<'a> {
+    /// H2 databases left behind on purpose (`--skip-db`).
+    pub skip_db: &'a [String],
+    /// `--allow-version-change`: carry state between different product versions.
+    pub allow_version_change: bool,
+    /// Files the source records as damaged (`--allow-corrupt` snapshots).
+    pub corrupt: &'a [CorruptRecord],
+    /// `--allow-damaged-db`: carry an H2 database recorded as damaged.
+    pub allow_damaged_db: bool,
+}
+
 /// Decides every rule of `meta` (the source) against the detected `target`.
 ///
 /// # Errors
-/// `Incompatible` when the products differ, the source is newer than the new pack, or an H2
-/// database cannot be carried (every such database is named at once); `Invalid` when a
-/// `--skip-db` names no database of the source.
-pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<Decision> {
-    check_compatible(meta, target)?;
+/// `Incompatible` when the products differ, the source is newer than the new pack, the
+/// versions differ without `--allow-version-change`, or an H2 database cannot be carried (every
+/// such database is named at once); `Invalid` when a `--skip-db` names no database of the
+/// source.
+pub fn decide(meta: &SnapshotMeta, target: &Pack, gates: &Gates) -> Result<Decision> {
+    let skip_db = gates.skip_db;
+    rules::check_compatible(meta, target)?;
+    rules::check_version_change(meta, target, gates.allow_version_change)?;
     check_skip_db(meta, skip_db)?;
     let engine = target.engines.h2.as_ref().map(|j| j.version.clone());
     let ctx = Context {
@@ -90,6 +107,7 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
         target,
         engine: engine.as_ref(),
         skip_db,
+        gates,
     };
     let mut refusals = Vec::new();
     let mut rules: Vec<RuleDecision> = meta
@@ -104,32 +122,9 @@ pub fn decide(meta: &SnapshotMeta, target: &Pack, skip_db: &[String]) -> Result<
         });
     }
     follow_partners(meta, &mut rules);
-    let advice = ctx.advice(&rules);
+    let mut advice = ctx.advice(&rules);
+    advice.extend(rules::lower_update_level(meta, target));
     Ok(Decision { rules, advice })
-}
-
-/// Same product, and no downgrade.
-fn check_compatible(meta: &SnapshotMeta, target: &Pack) -> Result<()> {
-    let tid = &target.identity;
-    if meta.product != tid.product {
-        return Err(Error::Incompatible {
-            path: target.root.clone(),
-            message: format!(
-                "the source is {} {}, the new pack is {} {}: carryover only carries state between packs of the same product",
-                meta.product, meta.version, tid.product, tid.version
-            ),
-        });
-    }
-    if Version::parse(&meta.version).is_some_and(|sv| sv > tid.version) {
-        return Err(Error::Incompatible {
-            path: target.root.clone(),
-            message: format!(
-                "the source is {} {}, newer than the new pack ({}); carryover does not downgrade",
-                meta.product, meta.version, tid.version
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// Every `--skip-db` must name a database of the source.
@@ -187,6 +182,7 @@ struct Context<'a> {
     /// The new pack's H2 engine, when it ships one.
     engine: Option<&'a Version>,
     skip_db: &'a [String],
+    gates: &'a Gates<'a>,
 }
 
 impl Context<'_> {
@@ -214,7 +210,15 @@ impl Context<'_> {
             }
             Status::Found => match r.kind {
                 Kind::H2 => self.decide_h2(r, &mut d, refusals),
-                Kind::Lucene => self.decide_lucene(&mut d),
+                Kind::Lucene => match self.damage(&d) {
+                    Some(why) => {
+                        d.action = Action::Drop;
+                        d.reason = format!(
+                            "damaged in the source ({why}): the index is not carried; the product will re-index"
+                        );
+                    }
+                    None => self.decide_lucene(&mut d),
+                },
                 Kind::Config if r.strategy == Strategy::Merge => self.carry(
                     &mut d,
                     "your version is carried; the new pack's version is kept in the transaction backup"
@@ -224,6 +228,16 @@ impl Context<'_> {
             },
         }
         d
+    }
+
+    /// The first damaged file the source records under the rule's path, with what was found.
+    fn damage(&self, d: &RuleDecision) -> Option<String> {
+        let src = std::path::Path::new(d.src.as_deref()?);
+        self.gates
+            .corrupt
+            .iter()
+            .find(|c| std::path::Path::new(&c.path).starts_with(src))
+            .map(|c| format!("{}: {}", c.path, c.problem))
     }
 
     /// Replace or create, depending on whether the new pack has something at `dst`.
@@ -276,8 +290,19 @@ impl Context<'_> {
         if self.target.root.join(&other).exists() {
             d.also_remove.push(other);
         }
+        let damaged = self.damage(d);
         match self.h2_refusal(&db, &src, r.h2_format.unwrap_or(H2Format::Unknown)) {
-            Ok(why) => self.carry(d, why),
+            Ok(why) => match damaged {
+                None => self.carry(d, why),
+                Some(dmg) if self.gates.allow_damaged_db => self.carry(
+                    d,
+                    format!("{why}; recorded damaged ({dmg}), carried because of --allow-damaged-db"),
+                ),
+                Some(dmg) => refusals.push(format!(
+                    "{db} ({src}) was recorded damaged when snapshotted ({dmg}, --allow-corrupt): \
+                     restore it from a backup, carry it anyway with --allow-damaged-db, or leave it behind with --skip-db {db}"
+                )),
+            },
             Err(refusal) => refusals.push(refusal),
         }
     }

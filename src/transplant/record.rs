@@ -372,14 +372,23 @@ pub fn awaiting(pack: &Path) -> Option<PathBuf> {
         .find(|d| state_of(d) == TxnState::Awaiting)
 }
 
-/// Removes every transaction directory but `keep`: only the newest committed transaction stays
-/// revertible.
+/// Removes every finished (rolled back or reverted) transaction directory but `keep`. Committed
+/// transactions stay: they are the undo stack `--revert` walks back, newest first, until
+/// `--forget` drops them.
 pub fn remove_older_txns(pack: &Path, keep: &Path) {
     for old in list_txns(pack) {
-        if old != keep {
+        if old != keep && state_of(&old) == TxnState::Done {
             remove_txn_dir(&old);
         }
     }
+}
+
+/// The committed transactions of a pack, oldest first.
+pub fn committed_txns(pack: &Path) -> Vec<PathBuf> {
+    list_txns(pack)
+        .into_iter()
+        .filter(|d| state_of(d) == TxnState::Committed)
+        .collect()
 }
 
 #[cfg(test)]

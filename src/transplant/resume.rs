@@ -140,13 +140,38 @@ fn check_finals(pack: &Path, plan: &TxnPlan, done: &[&str]) -> Vec<Unresolved> {
         let file = final_of(pack, &c.path);
         let problem = match std::fs::read(&file) {
             Err(_) => Some(FinalProblem::Missing),
-            Ok(b) => merge::parses(c.format, &b).err().map(FinalProblem::Invalid),
+            Ok(b) => conflict_marker(&b)
+                .or_else(|| merge::parses(c.format, &b).err())
+                .map(FinalProblem::Invalid),
         };
         if let Some(problem) = problem {
             out.push(Unresolved { file, problem });
         }
     }
     out
+}
+
+/// The first line that is a diff3 conflict marker (`<<<<<<< `, `=======`, `>>>>>>> ` at line
+/// start, as git and ucf refuse them), in any format: the resolution is not finished.
+fn conflict_marker(bytes: &[u8]) -> Option<String> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .find_map(|(i, line)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let marker = line.starts_with(b"<<<<<<< ")
+                || line == b"<<<<<<<"
+                || line.starts_with(b">>>>>>> ")
+                || line == b">>>>>>>"
+                || line == b"=======";
+            marker.then(|| {
+                format!(
+                    "line {}: a conflict marker ({}) is still there; finish the resolution",
+                    i + 1,
+                    String::from_utf8_lossy(&line[..line.len().min(7)])
+                )
+            })
+        })
 }
 
 /// Installs every `FILE.final` (journaled before the rename; one logged by a run that crashed

@@ -1,19 +1,21 @@
 //! `transplant --revert`: a committed transaction (or one whose conflicts await `--continue`)
-//! undone, so that the pack is exactly as it was before it. Only the newest such transaction is
-//! kept, so it is the one reverted. A revert is journaled like the swap and finished by
+//! undone, so that the pack is exactly as it was before it. Committed transactions are
+//! kept as an undo stack: `--revert` undoes the newest, the next one the one before it;
+//! [`forget`] drops them on purpose, and a second transplant is refused without `--force`
+//! ([`refuse_second`]). A revert is journaled like the swap and finished by
 //! recovery when interrupted, never undone.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::outcome::Outcome;
 use crate::transplant::failpoint::failpoint;
 use crate::transplant::moves::{move_back, remove_created_dirs, restore_parents};
 use crate::transplant::record::{
-    journal_path, list_txns, remove_txn_dir, require_plan, state_of, txn_id, Journal, Record,
-    TxnState,
+    committed_txns, journal_path, list_txns, remove_txn_dir, require_plan, state_of, txn_id,
+    Journal, Record, TxnState,
 };
 
 /// What `--revert` did.
@@ -83,4 +85,87 @@ pub fn revert_txn(pack: &Path, dir: &Path) -> Result<()> {
     journal.log(&Record::Reverted)?;
     remove_txn_dir(dir);
     Ok(())
+}
+
+/// A second transplant into a pack that holds a committed one is refused unless `force`: it
+/// would overwrite what the new server wrote since.
+///
+/// # Errors
+/// `Invalid` (exit 1) naming the newest committed transaction and what `--force`, `--revert`
+/// and `--forget` do.
+pub fn refuse_second(pack: &Path, force: bool) -> Result<()> {
+    let Some(last) = committed_txns(pack).pop().filter(|_| !force) else {
+        return Ok(());
+    };
+    Err(Error::invalid(
+        pack,
+        format!(
+            "the pack already holds committed transplant {} (from {}): another transplant would overwrite \
+             what its server wrote since; --force transplants on top (both stay revertible, newest first), \
+             `carryover transplant --revert {p}` undoes the last one, `carryover transplant --forget {p}` \
+             drops the committed backups",
+            txn_id(&last),
+            source_of(&last).unwrap_or_else(|| "?".into()),
+            p = pack.display()
+        ),
+    ))
+}
+
+/// The source a transaction recorded in its `begin` record.
+fn source_of(dir: &Path) -> Option<String> {
+    Journal::read(&journal_path(dir))
+        .ok()?
+        .into_iter()
+        .find_map(|r| match r {
+            Record::Begin { source, .. } => Some(source),
+            _ => None,
+        })
+}
+
+/// What `--forget` dropped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Forgotten {
+    /// The ids of the committed transactions whose backups were removed.
+    pub txns: Vec<String>,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// Removes every committed (and finished) transaction directory of the pack: its backups,
+/// which hold databases and keystores, are gone, and nothing is revertible any more. The
+/// caller holds the pack lock.
+///
+/// # Errors
+/// A directory cannot be removed.
+pub fn forget(pack: &Path) -> Result<Forgotten> {
+    let mut out = Forgotten {
+        txns: Vec::new(),
+        bytes: 0,
+    };
+    for dir in list_txns(pack) {
+        let state = state_of(&dir);
+        if !matches!(state, TxnState::Committed | TxnState::Done) {
+            continue;
+        }
+        out.bytes += du(&dir);
+        std::fs::remove_dir_all(&dir).at(&dir)?;
+        if state == TxnState::Committed {
+            out.txns.push(txn_id(&dir));
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes held by the regular files under `dir` (links not followed).
+fn du(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => du(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }

@@ -42,6 +42,7 @@ fn run_transplant(
     }
     cmd.arg("transplant")
         .arg("-q")
+        .arg("--force")
         .args(base_args(&fx.env))
         .arg(source)
         .arg(target)

@@ -845,7 +845,7 @@ fn a_pack_awaiting_continue_refuses_another_transplant() {
     let c = cont(&fx.env, &fx.new);
     assert_eq!(c.code, Some(0), "{c}");
     // And once committed, a new transplant is allowed again (here: a no-op replay).
-    let later = fx.merge(&["--dry-run"]);
+    let later = fx.merge(&["--dry-run", "--force"]);
     assert_eq!(later.code, Some(0), "{later}");
 }
 
@@ -948,4 +948,50 @@ fn verify_against_after_a_merged_transplant_passes_and_says_so() {
         fx.new.as_os_str(),
     ]);
     assert_eq!(v.code, Some(5), "{v}");
+}
+
+/// Issue 9 item 13: a `FILE.final` that still holds diff3 markers is refused for every format
+/// (a text config parses whatever it holds), naming the file and the line.
+#[test]
+fn continue_refuses_a_final_with_conflict_markers() {
+    let fx = Fx42::new();
+    let log4j2 = read(&fx.old.join(LOG4J2));
+    let first = log4j2.lines().next().expect("log4j2 has lines").to_string();
+    fs::write(fx.pristine.join(LOG4J2), &log4j2).unwrap();
+    fs::write(
+        fx.old.join(LOG4J2),
+        log4j2.replacen(&first, &format!("{first} # ops"), 1),
+    )
+    .unwrap();
+    fs::write(
+        fx.new.join(LOG4J2),
+        log4j2.replacen(&first, &format!("{first} # update"), 1),
+    )
+    .unwrap();
+    let r = fx.merge(&[]);
+    assert_eq!(r.code, Some(3), "{r}");
+    let merged = read(&side(&fx.new, LOG4J2, ".merged"));
+    assert!(merged.contains("<<<<<<< "), "{merged}");
+    // The diff3 attempt written back unchanged as the resolution.
+    fs::write(side(&fx.new, LOG4J2, ".final"), &merged).unwrap();
+    let installed_before = read(&fx.new.join(LOG4J2));
+    let c = cont(&fx.env, &fx.new);
+    assert_eq!(c.code, Some(3), "{c}");
+    assert!(c.both().contains("log4j2.properties.final"), "{c}");
+    assert!(c.both().contains("line 1"), "{c}");
+    assert!(c.both().contains("conflict marker"), "{c}");
+    assert_eq!(
+        read(&fx.new.join(LOG4J2)),
+        installed_before,
+        "nothing installed"
+    );
+    // Markers only mid-file: named with their line.
+    let fixed = format!("{first}\n=======\n");
+    fs::write(side(&fx.new, LOG4J2, ".final"), &fixed).unwrap();
+    let c = cont(&fx.env, &fx.new);
+    assert_eq!(c.code, Some(3), "{c}");
+    assert!(c.both().contains("line 2"), "{c}");
+    fs::write(side(&fx.new, LOG4J2, ".final"), &log4j2).unwrap();
+    let c = cont(&fx.env, &fx.new);
+    assert_eq!(c.code, Some(0), "{c}");
 }

@@ -639,3 +639,342 @@ fn staging_never_follows_a_symlink() {
         0o755
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// issue 9 items 8 and 14: a second transplant, the undo stack, --forget; versions
+// ---------------------------------------------------------------------------------------------
+
+/// `carryover transplant --base pristine-4.2.0 EXTRA... SOURCE TARGET`.
+fn transplant_into(
+    env: &TestEnv,
+    source: &std::path::Path,
+    target: &std::path::Path,
+    extra: &[&str],
+) -> crate::common::Ran {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "transplant".into(),
+        "--base".into(),
+        crate::common::example("pristine-4.2.0").into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    args.push(source.into());
+    args.push(target.into());
+    env.run(&args)
+}
+
+/// Item 8: a second transplant into a pack holding a committed one is refused without --force,
+/// naming the transaction and the ways out; with --force both stay revertible and --revert
+/// walks back one at a time, newest first.
+#[test]
+fn a_second_transplant_needs_force_and_revert_walks_back() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let pristine = pack_digest(&new);
+    let first = transplant_into(&env, &archive, &new, &["--json"]);
+    assert_eq!(first.code, Some(0), "{first}");
+    let first_txn = first.json()["txn"].as_str().unwrap().to_string();
+    // What the new server wrote since the first transplant.
+    fs::write(
+        new.join("repository/conf/written-since.txt"),
+        "server state\n",
+    )
+    .unwrap();
+    let after_first = pack_digest(&new);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let r = transplant_into(&env, &archive, &new, extra);
+        assert_eq!(r.code, Some(1), "{extra:?}: {r}");
+        for word in [first_txn.as_str(), "--force", "--revert", "--forget"] {
+            assert!(r.stderr.contains(word), "{extra:?}: no {word}: {r}");
+        }
+        assert_eq!(pack_digest(&new), after_first, "a refusal changed the pack");
+    }
+    let second = transplant_into(&env, &archive, &new, &["--force", "--json"]);
+    assert_eq!(second.code, Some(0), "{second}");
+    let revert = |code| {
+        let r = env.run(["transplant".as_ref(), "--revert".as_ref(), new.as_os_str()]);
+        assert_eq!(r.code, Some(code), "{r}");
+        r
+    };
+    revert(4);
+    assert_eq!(pack_digest(&new), after_first, "the newest revert");
+    fs::remove_file(new.join("repository/conf/written-since.txt")).unwrap();
+    let r = revert(4);
+    assert!(r.stdout.contains(&first_txn), "{r}");
+    assert_eq!(pack_digest(&new), pristine, "the older revert");
+    revert(1);
+}
+
+/// Item 8: --forget drops the committed backups, says what it freed; nothing is revertible
+/// afterwards and a new transplant needs no --force.
+#[test]
+fn forget_drops_committed_backups_and_says_how_much() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let r = transplant_into(&env, &archive, &new, &[]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let txns = new.join(".carryover/txn");
+    assert_eq!(fs::read_dir(&txns).unwrap().count(), 1);
+    let after = pack_digest(&new);
+    let f = env.run(["transplant".as_ref(), "--forget".as_ref(), new.as_os_str()]);
+    assert_eq!(f.code, Some(0), "{f}");
+    assert!(f.stdout.contains("forgot 1 committed transplant"), "{f}");
+    assert!(f.stdout.contains("freed"), "{f}");
+    assert_eq!(fs::read_dir(&txns).unwrap().count(), 0, "backups left");
+    assert_eq!(
+        pack_digest(&new),
+        after,
+        "--forget changed the pack's state"
+    );
+    let rv = env.run(["transplant".as_ref(), "--revert".as_ref(), new.as_os_str()]);
+    assert_eq!(rv.code, Some(1), "{rv}");
+    let again = transplant_into(&env, &archive, &new, &["--dry-run"]);
+    assert_eq!(again.code, Some(0), "{again}");
+}
+
+/// Item 14: a version change (4.1.0 -> 4.2.0) is refused with the reason unless
+/// --allow-version-change; a lower update level in the new pack is warned about.
+#[test]
+fn version_change_is_refused_and_a_lower_update_level_warned() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    // The new pack at update level 3, below the source's 5.
+    let cfg = new.join("updates/config.json");
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"update-level\": 20", "\"update-level\": 3");
+    fs::write(&cfg, text).unwrap();
+    let r = transplant_into(&env, &old, &new, &["--dry-run"]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(
+        r.stdout
+            .contains("update level 3, lower than the source's 5"),
+        "{r}"
+    );
+
+    for (file, from, to) in [
+        ("updates/product.txt", "wso2am-4.2.0", "wso2am-4.1.0"),
+        ("bin/version.txt", "v4.2.0", "v4.1.0"),
+        (
+            "repository/conf/carbon.xml",
+            "<Version>4.2.0<",
+            "<Version>4.1.0<",
+        ),
+    ] {
+        let p = old.join(file);
+        let t = fs::read_to_string(&p).unwrap().replace(from, to);
+        fs::write(&p, t).unwrap();
+    }
+    let before = pack_digest(&new);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let r = transplant_into(&env, &old, &new, extra);
+        assert_eq!(r.code, Some(1), "{extra:?}: {r}");
+        assert!(r.stderr.contains("4.1.0"), "{r}");
+        assert!(r.stderr.contains("migration"), "{r}");
+        assert!(r.stderr.contains("--allow-version-change"), "{r}");
+        assert_eq!(pack_digest(&new), before, "a refusal changed the pack");
+    }
+    let r = transplant_into(&env, &old, &new, &["--dry-run", "--allow-version-change"]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(r.stdout.contains("4.1.0 -> 4.2.0"), "{r}");
+}
+
+/// `archive` with its snapshot.json rewritten by the Python statement `edit` (on `meta`).
+fn forge_meta(
+    env: &TestEnv,
+    archive: &std::path::Path,
+    name: &str,
+    edit: &str,
+) -> std::path::PathBuf {
+    forge(env, archive, name, edit, false)
+}
+
+/// [`forge_meta`], and (`add_bin`) an entry `bin/wso2server.sh` that no record mentions.
+fn forge(
+    env: &TestEnv,
+    archive: &std::path::Path,
+    name: &str,
+    edit: &str,
+    add_bin: bool,
+) -> std::path::PathBuf {
+    let add_bin = if add_bin { "True" } else { "False" };
+    let out = env.path().join(format!("{name}.tar.zst"));
+    let script = format!(
+        r#"
+import io, json, subprocess, sys, tarfile
+src, out = sys.argv[1:3]
+raw = subprocess.run(["zstd", "-dc", src], check=True, capture_output=True).stdout
+buf = io.BytesIO()
+with tarfile.open(fileobj=io.BytesIO(raw)) as i, tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as o:
+    for m in i.getmembers():
+        data = i.extractfile(m).read() if m.isfile() else None
+        if m.name == ".carryover/snapshot.json":
+            meta = json.loads(data)
+            {edit}
+            data = json.dumps(meta).encode()
+            m.size = len(data)
+        o.addfile(m, io.BytesIO(data) if data is not None else None)
+    if {add_bin}:
+        m = tarfile.TarInfo("bin/wso2server.sh")
+        m.size, m.mode = 10, 0o755
+        o.addfile(m, io.BytesIO(b"echo evil\n"))
+subprocess.run(["zstd", "-q", "-f", "-o", out], input=buf.getvalue(), check=True)
+"#
+    );
+    let st = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(archive)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    out
+}
+
+/// Item 2: the archive does not decide where its entries go. A rule carryover's manifest lacks
+/// (`bin`), a known rule moved to another path, or one at an absolute path is refused by the
+/// dry run and the real run alike, with the archive's rule and carryover's named.
+#[test]
+fn rules_outside_carryovers_manifest_are_refused_with_both_named() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let archive = env.path().join("old.tar.zst");
+    env.snapshot(&old, &archive, &[]);
+    let before = pack_digest(&new);
+    let cases = [
+        (
+            "extra-bin",
+            r#"meta["rules"].append(dict(meta["rules"][-1], name="bin", kind="dir", strategy="replace", path="bin", travels_with=None))"#,
+            vec!["rule \"bin\"", "is not a rule of wso2am-4.1-4.2"],
+        ),
+        (
+            "moved-tenants",
+            r#"[r.update(path="repository/components/plugins") for r in meta["rules"] if r["name"] == "tenants"]"#,
+            vec![
+                "rule \"tenants\"",
+                "repository/components/plugins",
+                "repository/tenants",
+            ],
+        ),
+        (
+            "absolute-config",
+            r#"[r.update(path="/etc/passwd") for r in meta["rules"] if r["kind"] == "config"]"#,
+            vec!["/etc/passwd", "differs"],
+        ),
+    ];
+    for (name, edit, words) in cases {
+        let forged = forge_meta(&env, &archive, name, edit);
+        for extra in [&["--dry-run", "-v"][..], &[][..]] {
+            let r = transplant_into(&env, &forged, &new, extra);
+            assert_eq!(r.code, Some(1), "{name} {extra:?}: {r}");
+            for w in &words {
+                assert!(r.stderr.contains(w), "{name} {extra:?}: no {w}: {r}");
+            }
+            assert!(
+                !r.stdout.contains("root:"),
+                "{name}: printed /etc/passwd: {r}"
+            );
+            assert_eq!(pack_digest(&new), before, "{name}: the pack changed");
+        }
+    }
+    // An entry under no rule, records untouched: refused before anything is staged.
+    let forged = forge(&env, &archive, "entry-bin", "pass", true);
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let r = transplant_into(&env, &forged, &new, extra);
+        assert_eq!(r.code, Some(1), "entry-bin {extra:?}: {r}");
+        assert!(
+            r.stderr.contains("bin/wso2server.sh") && r.stderr.contains("under no rule"),
+            "{r}"
+        );
+        assert_eq!(pack_digest(&new), before, "entry-bin: the pack changed");
+    }
+    // The unforged archive still transplants.
+    let r = transplant_into(&env, &archive, &new, &["--dry-run"]);
+    assert_eq!(r.code, Some(0), "{r}");
+}
+
+/// Item 12: damage carried on. An archive taken with --allow-corrupt: its damaged Lucene index is
+/// dropped with re-index advice, its damaged database refused unless --allow-damaged-db; the
+/// plan says so.
+#[test]
+fn recorded_damage_drops_the_index_and_refuses_the_database() {
+    let env = TestEnv::new();
+    let old = env.copy_example("wso2am-4.2.0-old");
+    let new = env.copy_example("wso2am-4.2.0-new");
+    let seg = old.join("solr/data/index/_0.cfs");
+    let len = fs::metadata(&seg).unwrap().len();
+    crate::common::flip_byte(&seg, len / 2, 0x20);
+    let archive = env.path().join("lucene.tar.zst");
+    let doc = env.snapshot(&old, &archive, &["--allow-corrupt"]);
+    assert_eq!(doc["corrupt"][0]["path"], "solr/data/index/_0.cfs", "{doc}");
+    let before = pack_digest(&new);
+    let r = transplant_into(&env, &archive, &new, &["--dry-run"]);
+    assert_eq!(r.code, Some(0), "{r}");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("solr-data "))
+        .unwrap_or_else(|| panic!("no solr-data line: {r}"));
+    assert!(
+        line.contains(" drop ") && line.contains("damaged"),
+        "{line}"
+    );
+    assert!(
+        line.contains("_0.cfs") && line.contains("re-index"),
+        "{line}"
+    );
+    assert!(
+        r.stdout.contains("advice: ") && r.stdout.contains("re_indexing"),
+        "{r}"
+    );
+    let r = transplant_into(&env, &archive, &new, &[]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(
+        fs::read(new.join("solr/data/index/_0.cfs")).ok(),
+        fs::read(crate::common::example("wso2am-4.2.0-new").join("solr/data/index/_0.cfs")).ok(),
+        "the damaged index was carried"
+    );
+    let rv = env.run(["transplant".as_ref(), "--revert".as_ref(), new.as_os_str()]);
+    assert_eq!(rv.code, Some(4), "{rv}");
+    assert_eq!(pack_digest(&new), before);
+
+    // A damaged database: both MVStore header blocks.
+    crate::common::flip_byte(&seg, len / 2, 0x20);
+    let db = old.join("repository/database/WSO2CARBON_DB.mv.db");
+    crate::common::flip_byte(&db, 10, 0x01);
+    crate::common::flip_byte(&db, 4096 + 10, 0x01);
+    let archive = env.path().join("db.tar.zst");
+    let doc = env.snapshot(&old, &archive, &["--allow-corrupt"]);
+    assert_eq!(
+        doc["corrupt"][0]["path"], "repository/database/WSO2CARBON_DB.mv.db",
+        "{doc}"
+    );
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let r = transplant_into(&env, &archive, &new, extra);
+        assert_eq!(r.code, Some(1), "{extra:?}: {r}");
+        for w in [
+            "WSO2CARBON_DB",
+            "damaged",
+            "--allow-damaged-db",
+            "--skip-db",
+        ] {
+            assert!(r.stderr.contains(w), "{extra:?}: no {w}: {r}");
+        }
+        assert_eq!(pack_digest(&new), before, "a refusal changed the pack");
+    }
+    let r = transplant_into(
+        &env,
+        &archive,
+        &new,
+        &["--dry-run", "--skip-db", "WSO2CARBON_DB"],
+    );
+    assert_eq!(r.code, Some(0), "{r}");
+}

@@ -335,7 +335,7 @@ fn revert_restores_the_exact_tree_and_sources_never_change() {
     let new = fx.new_pack("new-twice");
     assert_eq!(fx.transplant(&fx.archive, &new, &[]).code, Some(0));
     let first = pack_digest(&new);
-    assert_eq!(fx.transplant(&fx.old, &new, &[]).code, Some(0));
+    assert_eq!(fx.transplant(&fx.old, &new, &["--force"]).code, Some(0));
     assert_eq!(revert(&fx.env, &new).code, Some(4));
     assert_same("revert after two transplants", &pack_digest(&new), &first);
     assert_eq!(fx.sources(), src);
@@ -1066,7 +1066,7 @@ fn sigkill_at_random_moments_leaves_the_pack_before_or_after() {
     let src = fx.sources();
     let sources = [fx.archive.clone(), fx.old.clone()];
     let base = keep_base(&fx.env);
-    let base_args = ["--base", base.to_str().unwrap(), "-q"];
+    let base_args = ["--base", base.to_str().unwrap(), "-q", "--force"];
 
     // Clean runs: the "after" tree and the duration of each kind of source.
     let before = pack_digest(&fx.new_pack("ref-before"));
