@@ -127,6 +127,7 @@ pub fn write_snapshot(
     let tmp_path = tmp.path().to_path_buf();
     let mut meta = meta_of(plan, opts.allow_running);
     meta.baseline = opts.baseline;
+    meta.allow_corrupt = Some(opts.allow_corrupt);
     let writer = ArchiveWriter {
         plan,
         output: out,
@@ -185,6 +186,7 @@ pub fn meta_of(plan: &Plan, allow_running: bool) -> SnapshotMeta {
         warnings: plan.warnings.iter().map(|w| w.message.clone()).collect(),
         baseline: false,
         profiled: plan.pack.profile.is_profiled(),
+        allow_corrupt: None,
     }
 }
 

@@ -70,6 +70,10 @@ pub struct SnapshotMeta {
     /// update).
     #[serde(default)]
     pub profiled: bool,
+    /// Taken with `--allow-corrupt` (None: an archive from before this was recorded). When
+    /// false, index.json may not record damaged files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_corrupt: Option<bool>,
     /// The plan's warnings.
     pub warnings: Vec<String>,
 }

@@ -5,8 +5,7 @@
 //! (transplant stages files while reading).
 //!
 //! The result is an [`ArchiveContents`]: what the archive holds, not a verdict on it (that is
-//! `crate::verify`). Archives written with GNU long-name records (carryover before pax headers)
-//! and with pax headers read the same: the tar crate resolves both.
+//! `crate::verify`). GNU long-name records (before pax headers) and pax headers read the same.
 
 use std::cell::Cell;
 use std::fs::File;

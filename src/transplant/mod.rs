@@ -132,9 +132,13 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     rules::check_compatible(&meta, &target)?;
     let source_manifest = rules::own_manifest(&meta, &opts.source, opts.manifest.as_deref())?;
     rules::check_rules(&meta, &source_manifest, &opts.source)?;
+    // Only an archive taken with --allow-corrupt (or one too old to say) can record damage:
+    // read it first for that; staging refuses entries under no rule in every case.
     let corrupt = match &source {
-        Source::Archive(a) => rules::recorded_damage(a, &meta)?,
-        Source::Pack(_) => Vec::new(),
+        Source::Archive(a) if meta.allow_corrupt != Some(false) => {
+            rules::recorded_damage(a, &meta)?
+        }
+        _ => Vec::new(),
     };
     let gates = plan::Gates {
         skip_db: &opts.skip_db,

@@ -134,6 +134,12 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
         found.push(ProblemKind::Layout, path, None, why.clone());
     }
     rule_totals(c, found);
+    if let (Some(m), Some(ix)) = (&c.meta, &c.index) {
+        if m.allow_corrupt == Some(false) && !ix.corrupt.is_empty() {
+            let detail = "index.json records damaged files, but snapshot.json says the snapshot was not taken with --allow-corrupt";
+            found.push(ProblemKind::Changed, INDEX_JSON, None, detail);
+        }
+    }
     if !c.external_links.is_empty() {
         found.warnings.push(format!(
             "{} symlink(s) point outside the pack ({}); a transplant recreates them as links and never writes through them (--external-links skip leaves them out)",

@@ -172,6 +172,29 @@ struct ArchiveStager<'a> {
 }
 
 impl ArchiveStager<'_> {
+    /// An entry no carried rule takes must still lie under one of carryover's rules (or be a
+    /// directory on the way to one): anything else is not the archive's to place.
+    fn under_some_rule(&self, path: &str, kind: EntryType) -> Result<()> {
+        let p = Path::new(path);
+        let ok = self
+            .decisions
+            .iter()
+            .filter_map(|d| d.src.as_deref())
+            .any(|src| {
+                let src = Path::new(src);
+                p.starts_with(src) || (kind == EntryType::Dir && src.starts_with(p))
+            });
+        if ok {
+            return Ok(());
+        }
+        Err(Error::Incompatible {
+            path: self.origin.clone(),
+            message: format!(
+                "entry {path} lies under no rule of carryover's manifest; nothing was changed"
+            ),
+        })
+    }
+
     /// Counts `e`'s declared size against `rule`'s recorded bytes.
     fn count(&mut self, path: &str, rule: usize, size: u64) -> Result<()> {
         let c = &mut self.counted[rule];
@@ -199,7 +222,7 @@ impl Visitor for ArchiveStager<'_> {
         self.state
             .admit(&self.origin, path, e.kind, e.link.as_deref())?;
         let Some((rule, dst)) = self.router.route(path) else {
-            return Ok(());
+            return self.under_some_rule(path, e.kind);
         };
         self.count(path, rule, e.size)?;
         let staged = Staged {
