@@ -149,6 +149,8 @@ pub struct ArchiveContents {
     /// Entries no restore may write (path, why): not a plain relative path, a trailing-slash
     /// game, a path through a symlink of the archive, a symlink out of the pack.
     pub unsafe_entries: Vec<(String, String)>,
+    /// The on-disk format each H2 file's own header shows (path, format).
+    pub h2_headers: Vec<(String, crate::pack::H2Format)>,
     /// Layout problems (path, what): snapshot.json not first, a record twice, data after the
     /// index.
     pub layout: Vec<(String, String)>,

@@ -8,6 +8,7 @@
 //! the writer is `crate::snapshot`; judging what the reader found is `crate::verify`.
 
 pub mod contents;
+mod entry_check;
 pub mod format;
 mod hash_pipe;
 mod index_check;

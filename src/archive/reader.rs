@@ -20,8 +20,6 @@ use super::limits::{MAX_LARGE_RECORD, MAX_SMALL_RECORD};
 use super::sums_check::check_sums_streaming;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::{Cancel, Progress};
-use crate::relpath;
-use std::os::unix::ffi::OsStrExt;
 
 /// The zstd frame magic number, little-endian on disk.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -184,9 +182,12 @@ impl Walk<'_, '_> {
             self.cancel.check()?;
             let mut entry = entry.map_err(|e| stream_error(&self.eof, e))?;
             let path = entry_path(&entry)?;
-            self.check_layout(&path);
+            self.out.check_layout(&path);
             if !path.starts_with(META_DIR) {
-                self.check_entry(&entry, &path);
+                let link = entry.link_name_bytes().map(|b| b.into_owned());
+                let et = entry.header().entry_type();
+                self.out
+                    .check_entry(&entry.path_bytes(), et, link.as_deref(), &path);
             }
             if path.starts_with(META_DIR) && entry.header().entry_type().is_file() {
                 self.record(&path, &mut entry)?;
@@ -195,28 +196,6 @@ impl Walk<'_, '_> {
             }
         }
         Ok(())
-    }
-
-    /// The archive's layout: snapshot.json first, each record once, no data after index.json.
-    fn check_layout(&mut self, path: &str) {
-        let out = &mut *self.out;
-        let first = out.entries_read == 0;
-        out.entries_read += 1;
-        let problem = if first && path != SNAPSHOT_JSON {
-            Some("the first entry is not .carryover/snapshot.json".to_string())
-        } else if path.starts_with(META_DIR) && out.records_read.iter().any(|r| r == path) {
-            Some("a record that appears twice".to_string())
-        } else if !path.starts_with(META_DIR) && out.records_read.iter().any(|r| r == INDEX_JSON) {
-            Some("a data entry after .carryover/index.json (no record describes it)".to_string())
-        } else {
-            None
-        };
-        if path.starts_with(META_DIR) {
-            out.records_read.push(path.to_string());
-        }
-        if let Some(p) = problem {
-            out.layout.push((path.to_string(), p));
-        }
     }
 
     /// One of carryover's own records under `.carryover/`.
@@ -271,50 +250,6 @@ impl Walk<'_, '_> {
         Ok(())
     }
 
-    /// The checks every restore needs, on the raw name: a plain relative path (a directory may end
-    /// in one `/`), not below one of the archive's symlinks, a symlink that stays inside the pack.
-    fn check_entry<R: Read>(&mut self, entry: &tar::Entry<R>, path: &str) {
-        let raw = entry.path_bytes();
-        let et = entry.header().entry_type();
-        let bare = match raw.strip_suffix(b"/") {
-            Some(r) if et.is_dir() => r,
-            _ => &raw[..],
-        };
-        let mut why = relpath::check(bare).err();
-        if why.is_none() {
-            let mut at = 0;
-            while let Some(i) = path[at..].find('/') {
-                let anc = &path[..at + i];
-                if self.out.links.contains(anc) {
-                    why = Some(format!("goes through the archive's symlink {anc}"));
-                    break;
-                }
-                at += i + 1;
-            }
-        }
-        if et.is_symlink() {
-            let target = entry
-                .link_name_bytes()
-                .map(|b| b.into_owned())
-                .unwrap_or_default();
-            let target = Path::new(std::ffi::OsStr::from_bytes(&target));
-            if target.as_os_str().is_empty() {
-                why.get_or_insert_with(|| "a symlink without a target".into());
-            } else if why.is_none() && !relpath::link_stays_inside(Path::new(path), target) {
-                // Restorable as a link (never written through): a policy for the restore.
-                self.out
-                    .external_links
-                    .push(format!("{path} -> {}", target.display()));
-            }
-            self.out.links.insert(path.to_string());
-        }
-        if let Some(w) = why {
-            self.out
-                .unsafe_entries
-                .push((String::from_utf8_lossy(&raw).into_owned(), w));
-        }
-    }
-
     /// A carried file, directory or symlink: recorded, shown to the visitor, content hashed.
     fn data_entry<R: Read>(&mut self, path: String, entry: &mut tar::Entry<R>) -> Result<()> {
         let seen = seen_of(&path, entry)?;
@@ -322,7 +257,7 @@ impl Walk<'_, '_> {
             v.begin(&path, &seen)?;
         }
         if seen.kind == EntryType::File {
-            self.content(entry, seen.size)?;
+            self.content(entry, seen.size, &path)?;
             self.out.file_order.push(path.clone());
         }
         if let Some(v) = self.visitor.as_deref_mut() {
@@ -335,8 +270,9 @@ impl Walk<'_, '_> {
     }
 
     /// Streams a file's content to the visitor and the hasher in [`CHUNK`]s.
-    fn content<R: Read>(&mut self, entry: &mut tar::Entry<R>, size: u64) -> Result<()> {
+    fn content<R: Read>(&mut self, entry: &mut tar::Entry<R>, size: u64, path: &str) -> Result<()> {
         let mut remaining = size;
+        let h2 = path.ends_with(".mv.db") || path.ends_with(".h2.db");
         while remaining > 0 {
             let mut buf = self.pipe.buffer();
             let n = remaining.min(CHUNK as u64) as usize;
@@ -344,6 +280,11 @@ impl Walk<'_, '_> {
             entry
                 .read_exact(&mut buf[..n])
                 .map_err(|e| stream_error(&self.eof, e))?;
+            if h2 && remaining == size {
+                // An H2 file's format is what its own header says, not what a record claims.
+                let fmt = crate::pack::H2Format::of_header(&buf[..n.min(4096)]);
+                self.out.h2_headers.push((path.to_string(), fmt));
+            }
             remaining -= n as u64;
             if let Some(v) = self.visitor.as_deref_mut() {
                 v.data(&buf[..n])?;

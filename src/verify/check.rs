@@ -134,6 +134,7 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
         found.push(ProblemKind::Layout, path, None, why.clone());
     }
     rule_totals(c, found);
+    recorded_rules(c, found);
     if let (Some(m), Some(ix)) = (&c.meta, &c.index) {
         if m.allow_corrupt == Some(false) && !ix.corrupt.is_empty() {
             let detail = "index.json records damaged files, but snapshot.json says the snapshot was not taken with --allow-corrupt";
@@ -160,6 +161,44 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
             let detail = format!("lies below the archive's symlink {link}");
             found.push(ProblemKind::Unsafe, below, None, detail);
         }
+    }
+}
+
+/// snapshot.json's rules against carryover's own for the archive's line (the ones a transplant
+/// applies), and each H2 rule's recorded format against its file's own header.
+fn recorded_rules(c: &ArchiveContents, found: &mut Found) {
+    let Some(meta) = &c.meta else {
+        return;
+    };
+    for r in &meta.rules {
+        let Some(p) = r.path.as_deref().and_then(|p| p.to_str()) else {
+            continue;
+        };
+        let head = c.h2_headers.iter().find(|(h, _)| h == p).map(|(_, f)| *f);
+        if let (Some(rec), Some(head)) = (r.h2_format, head) {
+            if rec != head {
+                let detail =
+                    format!("snapshot.json records {rec}, the file's own header says {head}");
+                found.push(ProblemKind::Changed, p, Some(&r.name), detail);
+            }
+        }
+    }
+    if !meta.manifest.origin.starts_with("built-in") {
+        found.warnings.push(format!(
+            "the snapshot was taken with the manifest {}; a transplant applies it only when you pass it with --manifest",
+            meta.manifest.origin
+        ));
+        return;
+    }
+    let archive = std::path::Path::new("archive");
+    match crate::transplant::rules::own_manifest(meta, archive, None) {
+        Ok(own) => {
+            if let Err(e) = crate::transplant::rules::check_rules(meta, &own, archive) {
+                let detail = e.to_string().trim_start_matches("archive: ").to_string();
+                found.push(ProblemKind::Changed, SNAPSHOT_JSON, None, detail);
+            }
+        }
+        Err(e) => found.warnings.push(e.to_string()),
     }
 }
 

@@ -1171,7 +1171,6 @@ fn added_rules(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 2: rules[] is not checked against the recorded manifest: `bin` and `repository/components/plugins` rules verify (0) and transplant (0), replacing the new pack's bin/ and plugins/"]
 fn rules_the_manifest_lacks_consistent() {
     finish(added_rules(true));
 }
@@ -1253,7 +1252,6 @@ fn h2_format_forged(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 item 3: transplant and --dry-run now refuse (1, the staged header is read); verify still exits 0 (it does not check the header against the record)"]
 fn h2_format_1_recorded_as_format_2_consistent() {
     finish(h2_format_forged(true));
 }
@@ -1278,7 +1276,6 @@ fn forged_index_size() {
 
 /// snapshot.json's rule totals (what `--dry-run` reports) disagree with the index.
 #[test]
-#[ignore = "issue 9 item 3: transplant and --dry-run now refuse (1: declared sizes against the recorded totals, and free space); verify still exits 0 (snapshot.json rule totals not cross-checked with the index)"]
 fn forged_rule_totals() {
     let b = Base::new();
     finish(b.forged("rule-totals", false, &Opts::refuse(), |f, _| {
@@ -1362,7 +1359,7 @@ fn links_out(consistent: bool) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "issue 9 items 4, 7: transplant and --dry-run refuse (1); verify exits 0 with a warning (the --external-links choice is not in yet)"]
+#[ignore = "issue 9 items 4, 7: transplant refuses a link out of the pack (exit 1); verify exits 0 and names it (a warning), because an archive holding such a link can be restored as a link: the --external-links keep|skip choice is not in yet"]
 fn symlinks_out_of_the_pack_consistent() {
     finish(links_out(true));
 }
@@ -1570,7 +1567,6 @@ fn non_utf8_names_unlisted() {
 
 /// The sidecar's digest matches but it names the archive's old name: a warning, not a failure.
 #[test]
-#[ignore = "issue 9 item 17: a sidecar naming the old file name is a failure: verify 5, transplant 1"]
 fn renamed_archive_with_its_sidecar_is_a_warning() {
     let b = Base::new();
     let c = b.case("renamed");
@@ -1707,7 +1703,6 @@ fn flipped_bytes() {
 
 /// Records edited, removed, duplicated or out of place.
 #[test]
-#[ignore = "issue 9: snapshot.json not first verifies (0); a second snapshot.json or index.json verifies and transplants (0); --dry-run exits 0 where transplant refuses"]
 fn forged_records() {
     let b = Base::new();
     let mut bad = Vec::new();
