@@ -65,9 +65,6 @@ pub struct WriteStats {
     /// Directories whose entries changed while the snapshot ran (files added or removed then
     /// are not in it).
     pub dirs_changed: Vec<String>,
-    /// Each directory written, with its mtime then (to find the ones that changed).
-    #[doc(hidden)]
-    pub dir_times: Vec<(PathBuf, String, i64, i64)>,
 }
 
 /// The state of one pass.
@@ -77,6 +74,8 @@ struct Pass<'a, W: Write> {
     spool: Spool,
     stats: WriteStats,
     buf: Vec<u8>,
+    /// Each directory written, with its mtime then (to find the ones that changed).
+    dir_times: Vec<(PathBuf, String, i64, i64)>,
 }
 
 impl ArchiveWriter<'_> {
@@ -102,6 +101,7 @@ impl ArchiveWriter<'_> {
             spool: Spool::new(fsutil::parent_of(out))?,
             stats: WriteStats::default(),
             buf: vec![0u8; READ_BLOCK],
+            dir_times: Vec::new(),
         };
         let walked = plan.entries().try_for_each(|entry| {
             self.cancel.check()?;
@@ -122,9 +122,10 @@ impl ArchiveWriter<'_> {
             mut tar,
             spool,
             mut stats,
+            dir_times,
             ..
         } = pass;
-        for (abs, name, secs, nsec) in std::mem::take(&mut stats.dir_times) {
+        for (abs, name, secs, nsec) in dir_times {
             let now = fs::symlink_metadata(&abs).map(|m| (m.mtime(), m.mtime_nsec()));
             if now.ok() != Some((secs, nsec)) {
                 stats.dirs_changed.push(name);
@@ -165,7 +166,7 @@ impl<W: Write> Pass<'_, W> {
             .at(self.job.output)?;
         self.stats.dirs += 1;
         let mtime = meta.mtime();
-        self.stats.dir_times.push((
+        self.dir_times.push((
             abs.to_path_buf(),
             name.to_string(),
             mtime,

@@ -135,9 +135,7 @@ pub fn plan(opts: &TransplantOptions) -> Result<Planned> {
     // Only an archive taken with --allow-corrupt (or one too old to say) can record damage:
     // read it first for that; staging refuses entries under no rule in every case.
     let corrupt = match &source {
-        Source::Archive(a) if meta.allow_corrupt != Some(false) => {
-            rules::recorded_damage(a, &meta)?
-        }
+        Source::Archive(a) if meta.allow_corrupt != Some(false) => rules::recorded_damage(a)?,
         _ => Vec::new(),
     };
     let gates = plan::Gates {

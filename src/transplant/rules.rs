@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::archive::format::{CorruptRecord, EntryType, RuleRecord, SnapshotMeta};
+use crate::archive::format::{CorruptRecord, RuleRecord, SnapshotMeta};
 use crate::archive::read_archive;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Manifest, RuleKind, SHIPPED};
@@ -176,45 +176,13 @@ pub fn check_compatible(meta: &SnapshotMeta, target: &Pack) -> Result<()> {
     Ok(())
 }
 
-/// One pass over the archive before anything is decided: every entry must lie under a rule of
-/// `meta` (already checked against carryover's own, see [`check_rules`]) or be a directory on
-/// the way to one; returns the files the archive records as damaged (`--allow-corrupt`).
+/// The files the archive records as damaged (`--allow-corrupt`), read before anything is decided.
+/// Entries under no rule are refused by staging (and the dry run), which sees every entry too.
 ///
 /// # Errors
-/// The archive cannot be read; `Incompatible` naming the entries under no rule and the rules.
-pub fn recorded_damage(archive: &Path, meta: &SnapshotMeta) -> Result<Vec<CorruptRecord>> {
+/// The archive cannot be read.
+pub fn recorded_damage(archive: &Path) -> Result<Vec<CorruptRecord>> {
     let contents = read_archive(archive, None, &NoProgress, &Cancel::default())?;
-    let paths: Vec<&Path> = meta
-        .rules
-        .iter()
-        .filter_map(|r| r.path.as_deref())
-        .collect();
-    let outside: Vec<&str> = contents
-        .seen
-        .iter()
-        .filter(|(p, s)| {
-            let p = Path::new(p.as_str());
-            // A name that is not a plain relative path is refused by the archive's own entry
-            // checks, with their words.
-            crate::relpath::check_path(p).is_ok()
-                && !paths
-                    .iter()
-                    .any(|rp| p.starts_with(rp) || (s.kind == EntryType::Dir && rp.starts_with(p)))
-        })
-        .map(|(p, _)| p.as_str())
-        .collect();
-    if let Some(first) = outside.first() {
-        let rules: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(Error::Incompatible {
-            path: archive.to_path_buf(),
-            message: format!(
-                "{} entr(ies) under no rule of carryover's manifest {} (first: {first}); its rules carry only {}",
-                outside.len(),
-                meta.manifest.name,
-                rules.join(", ")
-            ),
-        });
-    }
     Ok(contents.index.map(|i| i.corrupt).unwrap_or_default())
 }
 

@@ -134,7 +134,7 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
         found.push(ProblemKind::Layout, path, None, why.clone());
     }
     rule_totals(c, found);
-    recorded_rules(c, found);
+    recorded_rules(archive, c, found);
     if let (Some(m), Some(ix)) = (&c.meta, &c.index) {
         if m.allow_corrupt == Some(false) && !ix.corrupt.is_empty() {
             let detail = "index.json records damaged files, but snapshot.json says the snapshot was not taken with --allow-corrupt";
@@ -166,7 +166,7 @@ fn records(archive: &Path, c: &ArchiveContents, found: &mut Found) {
 
 /// snapshot.json's rules against carryover's own for the archive's line (the ones a transplant
 /// applies), and each H2 rule's recorded format against its file's own header.
-fn recorded_rules(c: &ArchiveContents, found: &mut Found) {
+fn recorded_rules(archive: &Path, c: &ArchiveContents, found: &mut Found) {
     let Some(meta) = &c.meta else {
         return;
     };
@@ -190,12 +190,10 @@ fn recorded_rules(c: &ArchiveContents, found: &mut Found) {
         ));
         return;
     }
-    let archive = std::path::Path::new("archive");
     match crate::transplant::rules::own_manifest(meta, archive, None) {
         Ok(own) => {
             if let Err(e) = crate::transplant::rules::check_rules(meta, &own, archive) {
-                let detail = e.to_string().trim_start_matches("archive: ").to_string();
-                found.push(ProblemKind::Changed, SNAPSHOT_JSON, None, detail);
+                found.push(ProblemKind::Changed, SNAPSHOT_JSON, None, e.to_string());
             }
         }
         Err(e) => found.warnings.push(e.to_string()),
